@@ -1,0 +1,82 @@
+"""Runtimes, one file each, registered by name and imported only when selected.
+
+A backend follows MLPerf's four-method shape: ``name``, ``version()``, ``load(path)`` and the
+loaded runner's ``predict(images)``. Its artifact suffix tells modes what file to write.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from bench.errors import unknown_name
+
+# Images per invoke when evaluating: large enough to amortize Python overhead per call,
+# small enough that VGG16's activations stay well inside memory.
+EVAL_BATCH = 256
+
+
+class Runner(Protocol):
+    """A loaded artifact."""
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """Float32 model input ``(n, h, w, c)`` -> float32 logits ``(n, 10)``."""
+
+
+class Backend(Protocol):
+    name: str
+    suffix: str
+
+    def version(self) -> str: ...
+
+    def load(self, path: Path, threads: int | None = None) -> Runner: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class BackendInfo:
+    """Registry entry: where the backend lives, so that it is imported only when selected."""
+
+    name: str
+    module: str
+    suffix: str
+
+
+BACKENDS = {
+    info.name: info
+    for info in (
+        BackendInfo("keras", "bench.backends.keras", ".keras"),
+        BackendInfo("litert", "bench.backends.litert", ".tflite"),
+        BackendInfo("onnxruntime", "bench.backends.onnxruntime", ".onnx"),
+    )
+}
+
+
+def backend_names() -> list[str]:
+    return list(BACKENDS)
+
+
+def get_backend(name: str) -> Backend:
+    """Imports and returns the backend module, or raises UnknownNameError."""
+    if name not in BACKENDS:
+        raise unknown_name("backend", name, list(BACKENDS))
+    return importlib.import_module(BACKENDS[name].module)
+
+
+def predict_batched(run_batch, images: np.ndarray, batch: int = EVAL_BATCH) -> np.ndarray:
+    """Calls ``run_batch`` on fixed-size batches; the last one is zero-padded to full size.
+
+    Padding keeps one input shape for the whole pass, so an interpreter is resized and its
+    tensors allocated once, not again for the ragged last batch.
+    """
+    outputs = []
+    for start in range(0, len(images), batch):
+        chunk = images[start:start + batch]
+        real = len(chunk)
+        if real < batch and len(images) > batch:
+            chunk = np.concatenate([chunk, np.zeros((batch - real, *chunk.shape[1:]), chunk.dtype)])
+        outputs.append(np.asarray(run_batch(chunk))[:real])
+    return np.concatenate(outputs).astype(np.float32)

@@ -1,0 +1,43 @@
+"""Backend ``keras``: the float reference, and the QAT model's simulated int8 (fake quant)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bench.backends import EVAL_BATCH
+from bench.errors import ArtifactError
+
+name = "keras"
+suffix = ".keras"
+
+
+def version() -> str:
+    from bench.environment import versions
+
+    return versions()["tf_keras"] or "unknown"
+
+
+class KerasRunner:
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        return self.model.predict(images, batch_size=EVAL_BATCH, verbose=0).astype(np.float32)
+
+
+def load(path: Path, threads: int | None = None) -> KerasRunner:
+    """Loads a saved model; the tfmot scope lets QAT models' wrappers deserialize."""
+    import tensorflow_model_optimization as tfmot
+
+    from bench.tfsetup import keras
+
+    try:
+        with tfmot.quantization.keras.quantize_scope():
+            model = keras.models.load_model(str(path), compile=False)
+    except Exception as exc:
+        raise ArtifactError(
+            f"{path} is not a loadable Keras model ({type(exc).__name__}); delete it so it is rebuilt"
+        ) from exc
+    return KerasRunner(model)

@@ -1,0 +1,113 @@
+"""A content-addressed cache of trained models and converted artifacts, outside the repository.
+
+Location: ``$QUANTBENCH_CACHE`` if set, else ``$XDG_CACHE_HOME/quantbench``, else
+``~/.cache/quantbench``. An entry is a folder named ``<label>-<key>`` holding its files and a
+``meta.json`` with the sha256 of each file. Entries are built in a staging folder and renamed into
+place (never half-written), under a lock (built once when workers run in parallel), and verified by
+hash when read: a corrupt entry is reported, discarded and rebuilt, not trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from bench import atomic
+
+META = "meta.json"
+
+
+def cache_root() -> Path:
+    """The cache folder, from the environment."""
+    if os.environ.get("QUANTBENCH_CACHE"):
+        return Path(os.environ["QUANTBENCH_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "quantbench"
+
+
+def key_of(payload: object) -> str:
+    """A short stable hash of a JSON-able description of what an entry depends on."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def log(message: str) -> None:
+    """Progress lines go to stderr, unbuffered, so pytest -s and log files show them live."""
+    print(message, file=sys.stderr, flush=True)
+
+
+class Cache:
+    """One cache root; see the module docstring."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = Path(root) if root else cache_root()
+
+    def entry_dir(self, kind: str, label: str, key: str) -> Path:
+        return self.root / kind / f"{label}-{key}"
+
+    def verify(self, entry: Path) -> str | None:
+        """Returns why ``entry`` cannot be trusted, or None when every file matches its hash."""
+        meta_path = entry / META
+        if not meta_path.is_file():
+            return "meta.json is missing"
+        try:
+            meta = json.loads(meta_path.read_text())
+            files = meta["files"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            return f"meta.json is unreadable ({exc})"
+        for name, digest in files.items():
+            path = entry / name
+            if not path.is_file():
+                return f"{name} is missing"
+            if file_sha256(path) != digest:
+                return f"{name} does not match its recorded sha256"
+        return None
+
+    def read_meta(self, entry: Path) -> dict:
+        return json.loads((entry / META).read_text())
+
+    def get_or_build(
+        self,
+        kind: str,
+        label: str,
+        key: str,
+        build: Callable[[Path], dict],
+    ) -> tuple[Path, bool]:
+        """Returns a verified entry folder, building it first if absent or corrupt.
+
+        Args:
+            kind: Sub-folder ("models", "artifacts").
+            label: Human part of the name (e.g. ``vgg16-smoke``).
+            key: Content hash of the inputs.
+            build: Writes the entry's files into the folder it is given and returns extra metadata.
+
+        Returns:
+            The entry folder and whether it came from the cache (True) or was built now (False).
+        """
+        entry = self.entry_dir(kind, label, key)
+        with atomic.file_lock(entry.with_name(entry.name + ".lock")):
+            if entry.exists():
+                problem = self.verify(entry)
+                if problem is None:
+                    return entry, True
+                log(f"[cache] discarding corrupt entry {entry}: {problem}; rebuilding it")
+                shutil.rmtree(entry)
+            with atomic.staging_dir(entry) as staging:
+                extra = build(staging)
+                files = {
+                    p.name: file_sha256(p) for p in sorted(staging.iterdir()) if p.name != META
+                }
+                atomic.write_json(staging / META, {"key": key, "label": label, "files": files, **extra})
+            return entry, False

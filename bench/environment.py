@@ -1,0 +1,83 @@
+"""The environment fingerprint: library versions and CPU features that results depend on."""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = {
+    "tensorflow": "tensorflow",
+    "tf_keras": "tf-keras",
+    "tfmot": "tensorflow-model-optimization",
+    "ai_edge_litert": "ai-edge-litert",
+    "onnxruntime": "onnxruntime",
+    "tf2onnx": "tf2onnx",
+    "onnx": "onnx",
+    "numpy": "numpy",
+}
+# CPU features that change which int8 kernels run, and so the speed (and rarely the rounding).
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+# The versions that decide trained weights and converted artifacts; part of every cache key.
+TRAINING_PACKAGES = ("tensorflow", "tf_keras", "tfmot", "numpy")
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def versions() -> dict[str, str | None]:
+    return {key: _version(dist) for key, dist in PACKAGES.items()}
+
+
+def library_versions() -> dict[str, str | None]:
+    """Versions that training results depend on."""
+    return {key: versions()[key] for key in TRAINING_PACKAGES}
+
+
+@functools.lru_cache(maxsize=1)
+def cpu() -> dict:
+    """CPU model, core count and the flags in CPU_FLAGS, read from /proc/cpuinfo."""
+    model, flags = platform.processor() or "unknown", set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    return {
+        "model": model,
+        "cores": os.cpu_count(),
+        "flags": {flag: flag in flags for flag in CPU_FLAGS},
+    }
+
+
+def fingerprint() -> dict:
+    """Everything that makes two runs comparable or not."""
+    return {"python": platform.python_version(), **versions(), "cpu": cpu()}
+
+
+def comparable(recorded: dict, current: dict) -> list[str]:
+    """Differences that make results not comparable; empty when they are.
+
+    Library versions and CPU flags count; the CPU model name and core count do not (they change
+    speed, not accuracy or size).
+    """
+    problems = []
+    for key in PACKAGES:
+        if recorded.get(key) != current.get(key):
+            problems.append(f"{key} {recorded.get(key)} -> {current.get(key)}")
+    old_flags = (recorded.get("cpu") or {}).get("flags", {})
+    new_flags = (current.get("cpu") or {}).get("flags", {})
+    for flag in CPU_FLAGS:
+        if old_flags.get(flag) != new_flags.get(flag):
+            problems.append(f"cpu flag {flag} {old_flags.get(flag)} -> {new_flags.get(flag)}")
+    return problems

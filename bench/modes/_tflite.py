@@ -1,0 +1,87 @@
+"""Shared LiteRT conversion steps: converter set-up and the representative data set."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from bench import atomic
+from bench.errors import ArtifactError
+
+
+def representative(images: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
+    """The calibration images, one per step, as the converter asks for them."""
+
+    def generate() -> Iterator[list[np.ndarray]]:
+        for image in images:
+            yield [image[None, ...].astype(np.float32)]
+
+    return generate
+
+
+def converter_for(model):
+    from bench.tfsetup import tf
+
+    return tf.lite.TFLiteConverter.from_keras_model(model)
+
+
+def convert(converter, path: Path, what: str) -> None:
+    """Runs the converter and writes the flatbuffer atomically.
+
+    Raises:
+        ArtifactError: The converter failed; the message keeps its first line.
+    """
+    try:
+        flatbuffer = converter.convert()
+    except Exception as exc:  # the converter raises many types; the user needs which step failed
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ArtifactError(f"LiteRT conversion for {what} failed: {first}") from exc
+    atomic.write_bytes(path, flatbuffer)
+
+
+def full_integer(converter, calibration: np.ndarray | None) -> None:
+    """Integer-only model: int8 kernels throughout, int8 input and output.
+
+    Args:
+        converter: A converter from :func:`converter_for`.
+        calibration: Calibration images for post-training quantization; None for a QAT model,
+            whose fake-quant nodes already carry every range.
+
+    Per-channel weight scales are the converter's default for convolutions; dense layers are
+    asked for per-channel too (the private flag has been the converter's switch since TF 2.15).
+    For QAT models ``supported_ops`` is left unset: TF 2.21's validation of an int8-only target
+    reads ``_experimental_low_bit_qat`` before setting it and crashes on any graph with
+    fake-quant nodes. :func:`check_integer_only` then proves no float kernel slipped in.
+    """
+    from bench.tfsetup import tf
+
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if calibration is not None:
+        converter.representative_dataset = representative(calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    converter._experimental_disable_per_channel_quantization_for_dense_layers = False
+
+
+def float_tensors(path: Path) -> list[str]:
+    """Names of float tensors in a .tflite model (an integer-only model has none)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    return [
+        d["name"] for d in interpreter.get_tensor_details()
+        if np.issubdtype(d["dtype"], np.floating)
+    ]
+
+
+def check_integer_only(path: Path, what: str) -> None:
+    """Raises ArtifactError when a supposedly integer-only model still holds float tensors."""
+    leftovers = float_tensors(path)
+    if leftovers:
+        raise ArtifactError(
+            f"{what} is not integer-only: {len(leftovers)} float tensors remain "
+            f"(first: {', '.join(leftovers[:3])})"
+        )

@@ -1,0 +1,29 @@
+"""``float32``: the trained model as it is; the reference every other mode is measured against."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.modes import MODES, ExportContext, Mode, _keras, _onnx, _tflite
+
+
+def to_keras(ctx: ExportContext, path: Path) -> None:
+    _keras.save(ctx.float_model, path)
+
+
+def to_tflite(ctx: ExportContext, path: Path) -> None:
+    _tflite.convert(_tflite.converter_for(ctx.float_model), path, f"{ctx.model_name} float32")
+
+
+def to_onnx(ctx: ExportContext, path: Path) -> None:
+    _onnx.export_keras(ctx.float_model, ctx.input_shape, path, f"{ctx.model_name} float32")
+
+
+MODE = MODES.register(
+    "float32",
+    Mode(
+        name="float32",
+        description="float32 weights and activations (reference)",
+        backends={"keras": to_keras, "litert": to_tflite, "onnxruntime": to_onnx},
+    ),
+)

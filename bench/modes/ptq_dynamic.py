@@ -1,0 +1,38 @@
+"""``ptq_dynamic``: int8 weights, float activations (dynamic-range quantization).
+
+LiteRT quantizes weights per channel and quantizes activations on the fly inside the hybrid
+kernels. ONNX Runtime's ``quantize_dynamic`` does the same for MatMul/Gemm and, through
+ConvInteger, for Conv; the achieved size ratio in the report shows what it really covered.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.modes import MODES, ExportContext, Mode, _onnx, _tflite
+
+
+def to_tflite(ctx: ExportContext, path: Path) -> None:
+    from bench.tfsetup import tf
+
+    converter = _tflite.converter_for(ctx.float_model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    _tflite.convert(converter, path, f"{ctx.model_name} ptq_dynamic")
+
+
+def to_onnx(ctx: ExportContext, path: Path) -> None:
+    _onnx.quantize_dynamic(ctx.float_onnx(), path, f"{ctx.model_name} ptq_dynamic")
+
+
+MODE = MODES.register(
+    "ptq_dynamic",
+    Mode(
+        name="ptq_dynamic",
+        description="int8 weights, float activations, no calibration",
+        backends={
+            "keras": "Keras runs float graphs only; dynamic-range kernels exist in LiteRT and ORT",
+            "litert": to_tflite,
+            "onnxruntime": to_onnx,
+        },
+    ),
+)

@@ -1,0 +1,46 @@
+"""``qat_int8``: quantization-aware training, then a full-integer model.
+
+The converged float model is wrapped with tensorflow-model-optimization's ``quantize_model``
+(per-channel weights, fake-quant activations) and fine-tuned at a small learning rate with
+BatchNorm statistics frozen, for the tier's QAT epochs. The fake-quant ranges it learned become the
+int8 model's ranges, so no calibration set is involved.
+
+Backends: ``litert`` runs the converted integer-only model; ``onnxruntime`` the tf2onnx export, in which activation fake-quant nodes become
+QuantizeLinear/DequantizeLinear pairs and the (already int8-grid) weights are stored as int8
+with DequantizeLinear nodes (see ``_onnx.store_weights_as_int8``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.modes import MODES, ExportContext, Mode, _onnx, _tflite
+
+
+def to_tflite(ctx: ExportContext, path: Path) -> None:
+    converter = _tflite.converter_for(ctx.qat_model())
+    _tflite.full_integer(converter, None)
+    _tflite.convert(converter, path, f"{ctx.model_name} qat_int8")
+    _tflite.check_integer_only(path, f"{ctx.model_name} qat_int8")
+
+
+def to_onnx(ctx: ExportContext, path: Path) -> None:
+    _onnx.export_keras(ctx.qat_model(), ctx.input_shape, path, f"{ctx.model_name} qat_int8")
+    _onnx.store_weights_as_int8(path, f"{ctx.model_name} qat_int8")
+
+
+MODE = MODES.register(
+    "qat_int8",
+    Mode(
+        name="qat_int8",
+        description="quantization-aware training (tfmot), then full integer int8",
+        backends={
+            "keras": "tfmot 0.8.1's QAT wrappers do not load back from a saved Keras file "
+            "(quantize_layer expects 5 variables, the file holds 3), so no real artifact exists",
+            "litert": to_tflite,
+            "onnxruntime": to_onnx,
+        },
+        integer=True,
+        uses_qat=True,
+    ),
+)

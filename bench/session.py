@@ -1,0 +1,333 @@
+"""One bench run: the tier's data, the trained models, artifacts, predictions and results.
+
+Everything expensive is computed once per run and memoized here (models are also cached on disk
+by :mod:`bench.train`, artifacts by :mod:`bench.cache`), so the order in which pytest runs the
+cases does not matter: a case asks for what it needs and gets it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import inspect
+import itertools
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench import baseline as baselines
+from bench import data as data_mod
+from bench import environment, gates, metrics, train
+from bench.backends import BACKENDS, get_backend
+from bench.cache import Cache, key_of, log
+from bench.models import MODELS
+from bench.modes import MODES, ExportContext
+from bench.tiers import Tier
+
+RESULTS_SCHEMA = 1
+# Largest |logit| difference accepted between two float32 backends. Both run the same float32
+# graph; kernels differ in summation order (XNNPACK, MLAS, Eigen), which moves logits of order 10
+# by ~1e-5 relative. 1e-3 is two orders above that and far below any real discrepancy (a wrong
+# layout or a missing layer moves logits by whole units).
+FLOAT_LOGIT_TOLERANCE = 1e-3
+# Float32 backends must agree on nearly every image; the residual allows ties broken differently.
+FLOAT_AGREEMENT_FLOOR = 0.999
+
+
+@dataclasses.dataclass
+class Options:
+    """What the user selected on the command line."""
+
+    tier: Tier
+    models: list[str]
+    modes: list[str]
+    backends: list[str]
+    root: Path
+    reports_dir: Path
+    calibration_method: str = "MinMax"
+    update_baselines: bool = False
+    strict_env: bool = False
+    command: str = ""
+
+
+def case_id(model: str, mode: str, backend: str) -> str:
+    return f"{model}-{mode}-{backend}"
+
+
+class BenchSession:
+    """The state of one run; see the module docstring."""
+
+    def __init__(self, options: Options, cache: Cache | None = None) -> None:
+        self.options = options
+        self.tier = options.tier
+        self.cache = cache or Cache()
+        self.environment = environment.fingerprint()
+        self.baseline = baselines.load(baselines.baseline_path(options.root, self.tier.name))
+        self.records: dict[str, dict] = {}
+        self.agreements: dict[str, dict] = {}
+        self.extra_failures: list[str] = []
+        self._dataset = None
+        self._splits = None
+        self._trained: dict[str, train.Trained] = {}
+        self._qat: dict[str, train.Trained] = {}
+        self._artifacts: dict[tuple[str, str, str], Path] = {}
+        self._logits: dict[tuple[str, str, str], np.ndarray] = {}
+        self._inputs: dict[tuple[str, tuple], np.ndarray] = {}
+
+    # ---- data -------------------------------------------------------------------------------
+
+    @property
+    def dataset(self) -> data_mod.FashionMNIST:
+        if self._dataset is None:
+            self._dataset = data_mod.load()
+        return self._dataset
+
+    @property
+    def splits(self) -> data_mod.Splits:
+        if self._splits is None:
+            self._splits = data_mod.split(
+                self.dataset,
+                val_size=self.tier.val_size,
+                train_size=None,
+                test_size=self.tier.test_size,
+                calibration_size=self.tier.calibration_size,
+                seed=self.tier.seed,
+            )
+        return self._splits
+
+    def inputs(self, which: str, model: str) -> np.ndarray:
+        """Model input for the test or calibration images (``which`` = "test" or "calib")."""
+        shape = MODELS.get(model).input_shape
+        key = (which, shape)
+        if key not in self._inputs:
+            images = self.splits.x_test if which == "test" else self.splits.x_calib
+            self._inputs[key] = data_mod.to_model_input(images, shape)
+        return self._inputs[key]
+
+    # ---- models and artifacts ----------------------------------------------------------------
+
+    def trained(self, model: str) -> train.Trained:
+        if model not in self._trained:
+            self._trained[model] = train.float_model(
+                model, self.tier, self.splits, self.dataset.sha256, self.cache
+            )
+        return self._trained[model]
+
+    def qat(self, model: str) -> train.Trained:
+        if model not in self._qat:
+            self._qat[model] = train.qat_model(model, self.tier, self.splits, self.trained(model), self.cache)
+        return self._qat[model]
+
+    def recipe_hash(self, model: str, mode: str) -> str:
+        """Hash of everything that defines a case: training recipe, mode code, its settings.
+
+        A baseline recorded under another hash is "not comparable", not a regression.
+        """
+        spec = MODES.get(mode)
+        payload = {"train": self.tier.recipe_hash(model), "mode_source": mode_source_hash(mode)}
+        if spec.uses_qat:
+            payload["qat"] = self.tier.qat_hash(model)
+        if spec.uses_calibration:
+            payload["calibration"] = [self.tier.calibration_size, self.options.calibration_method]
+        return key_of(payload)
+
+    def artifact(self, model: str, mode: str, backend: str) -> Path:
+        """The file of ``model`` in ``mode`` for ``backend``, converted now or taken from the cache."""
+        key3 = (model, mode, backend)
+        if key3 in self._artifacts:
+            return self._artifacts[key3]
+        spec = MODES.get(mode)
+        exporter = spec.exporter(backend)
+        if exporter is None:
+            raise ValueError(f"{case_id(*key3)}: {spec.skip_reason(backend)}")
+        trained = self.trained(model)
+        suffix = BACKENDS[backend].suffix
+        key = key_of({
+            "float": trained.key,
+            "recipe": self.recipe_hash(model, mode),
+            "backend": backend,
+            "versions": environment.versions(),
+        })
+        filename = f"model{suffix}"
+
+        def export(folder: Path) -> dict:
+            began = time.perf_counter()
+            ctx = ExportContext(
+                model_name=model,
+                input_shape=MODELS.get(model).input_shape,
+                float_model=trained.model,
+                qat_model=lambda: self.qat(model).model,
+                calibration=self.inputs("calib", model),
+                float_onnx=lambda: self.artifact(model, "float32", "onnxruntime"),
+                calibration_method=self.options.calibration_method,
+            )
+            exporter(ctx, folder / filename)
+            seconds = time.perf_counter() - began
+            log(f"[convert] {case_id(*key3)}: {seconds:.1f}s")
+            return {"convert_seconds": seconds}
+
+        entry, cached = self.cache.get_or_build(
+            "artifacts", f"{model}-{self.tier.name}-{mode}-{backend}", key, export
+        )
+        if cached:
+            log(f"[convert] {case_id(*key3)}: reusing cached artifact {entry / filename}")
+        self._artifacts[key3] = entry / filename
+        return self._artifacts[key3]
+
+    def logits(self, model: str, mode: str, backend: str) -> np.ndarray:
+        """Test-set logits of one artifact on one backend (memoized)."""
+        key3 = (model, mode, backend)
+        if key3 not in self._logits:
+            path = self.artifact(model, mode, backend)
+            runner = get_backend(backend).load(path)
+            began = time.perf_counter()
+            self._logits[key3] = runner.predict(self.inputs("test", model))
+            log(f"[eval] {case_id(*key3)}: {len(self.splits.y_test)} images in "
+                f"{time.perf_counter() - began:.1f}s")
+        return self._logits[key3]
+
+    # ---- cases -------------------------------------------------------------------------------
+
+    def run_case(self, model: str, mode: str, backend: str) -> dict:
+        """Evaluates one case, applies its gates, records and returns its result."""
+        cid = case_id(model, mode, backend)
+        labels = self.splits.y_test
+        logits = self.logits(model, mode, backend)
+        float_logits = self.logits(model, "float32", backend)
+        drop = metrics.paired_drop(float_logits, logits, labels)
+        size = metrics.size_bytes(self.artifact(model, mode, backend))
+        float_size = metrics.size_bytes(self.artifact(model, "float32", backend))
+        record = {
+            "id": cid,
+            "model": model,
+            "mode": mode,
+            "backend": backend,
+            "accuracy": metrics.accuracy(logits, labels),
+            "float_accuracy": metrics.accuracy(float_logits, labels),
+            "accuracy_drop_pp": drop.drop_pp,
+            "drop_ci95_pp": list(drop.ci95_pp),
+            "mcnemar_p": drop.mcnemar_p,
+            "images_lost": drop.lost,
+            "images_gained": drop.gained,
+            "size_bytes": size,
+            "float_size_bytes": float_size,
+            "size_ratio": float_size / size,
+            "params": int(self.trained(model).model.count_params()),
+            "n_test": int(len(labels)),
+            "recipe_hash": self.recipe_hash(model, mode),
+        }
+        failures = gates.case_gates(self.tier, record)
+        status, notes = self._baseline_verdict(record, failures)
+        record["status"] = status
+        record["failures"] = failures
+        record["notes"] = notes
+        self.records[cid] = record
+        return record
+
+    def _baseline_verdict(self, record: dict, failures: list[str]) -> tuple[str, list[str]]:
+        """Adds baseline failures to ``failures``; returns the status and informational notes."""
+        if self.options.update_baselines:
+            return ("failed" if failures else "passed"), ["baseline being updated"]
+        entry = (self.baseline or {}).get("cases", {}).get(record["id"])
+        if entry is None:
+            failures.append(
+                f"{record['id']}: no baseline entry in baselines/{self.tier.name}.json; create it with "
+                f"`{baselines.update_command(self.tier.name)}` and commit the file"
+            )
+            return "failed", []
+        reasons = self.not_comparable_reasons(entry, record)
+        if reasons and not self.options.strict_env:
+            return ("failed" if failures else "not_comparable"), reasons
+        if reasons:
+            failures.append(f"{record['id']}: not comparable with its baseline (--strict-env): "
+                            + "; ".join(reasons))
+        for message in (
+            gates.baseline_accuracy_fails(record["id"], record["accuracy"], entry["accuracy"],
+                                          self.tier.accuracy_tolerance_pp),
+            gates.baseline_size_fails(record["id"], record["size_bytes"], entry["size_bytes"],
+                                      self.tier.size_tolerance),
+        ):
+            if message:
+                failures.append(message)
+        return ("failed" if failures else "passed"), []
+
+    def not_comparable_reasons(self, entry: dict, record: dict) -> list[str]:
+        """Why a case cannot be judged against its baseline entry (empty when it can)."""
+        reasons = []
+        if self.baseline.get("dataset_sha256") != self.dataset.sha256:
+            reasons.append("data set hash differs from the baseline's")
+        reasons += environment.comparable(self.baseline.get("environment", {}), self.environment)
+        if entry.get("recipe_hash") != record["recipe_hash"]:
+            reasons.append("case definition (recipe hash) changed")
+        return reasons
+
+    def agreement(self, model: str, mode: str) -> dict | None:
+        """Top-1 agreement and largest logit difference between every pair of backends."""
+        runnable = [b for b in self.options.backends if MODES.get(mode).exporter(b)]
+        if len(runnable) < 2:
+            return None
+        labels = self.splits.y_test
+        pairs = []
+        for a, b in itertools.combinations(runnable, 2):
+            la, lb = self.logits(model, mode, a), self.logits(model, mode, b)
+            pairs.append({
+                "backends": [a, b],
+                "top1_agreement": metrics.agreement(la, lb),
+                "max_abs_logit_diff": metrics.max_abs_diff(la, lb),
+            })
+        record = {
+            "model": model,
+            "mode": mode,
+            "pairs": pairs,
+            "accuracy": {b: metrics.accuracy(self.logits(model, mode, b), labels) for b in runnable},
+            "size_bytes": {b: metrics.size_bytes(self.artifact(model, mode, b)) for b in runnable},
+        }
+        self.agreements[f"{model}-{mode}"] = record
+        return record
+
+    # ---- results -----------------------------------------------------------------------------
+
+    def models_summary(self) -> dict:
+        summary = {}
+        for name, trained in self._trained.items():
+            summary[name] = {
+                "params": int(trained.model.count_params()),
+                "description": MODELS.get(name).description,
+                "train_seconds": round(trained.seconds, 1),
+                "cached": trained.cached,
+                "val_accuracy": trained.val_accuracy,
+            }
+        return summary
+
+    def results(self) -> dict:
+        """The results document (schema 1) of the cases run so far."""
+        return {
+            "schema": RESULTS_SCHEMA,
+            "tier": self.tier.name,
+            "created": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+            "command": self.options.command,
+            "environment": self.environment,
+            "dataset_sha256": self.dataset.sha256 if self._dataset else None,
+            "n_test": int(len(self.splits.y_test)) if self._splits else None,
+            "models": self.models_summary(),
+            "cases": sorted(self.records.values(), key=lambda r: _order(r)),
+            "agreement": [self.agreements[k] for k in sorted(self.agreements)],
+        }
+
+
+def mode_source_hash(mode: str) -> str:
+    """Hash of the mode's module and the shared conversion helpers it calls."""
+    from bench.modes import _keras, _onnx, _tflite
+
+    spec = MODES.get(mode)
+    module = inspect.getmodule(next(v for v in spec.backends.values() if callable(v)))
+    return key_of([inspect.getsource(m) for m in (module, _tflite, _onnx, _keras)])
+
+
+def _order(record: dict) -> tuple:
+    return (
+        MODELS.names().index(record["model"]) if record["model"] in MODELS.names() else 99,
+        MODES.names().index(record["mode"]) if record["mode"] in MODES.names() else 99,
+        list(BACKENDS).index(record["backend"]) if record["backend"] in BACKENDS else 99,
+    )

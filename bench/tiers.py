@@ -1,0 +1,196 @@
+"""Tiers as data: how much data, how many epochs, which recipe and which gates, per tier.
+
+A tier is a table of settings, never a branch in code. ``smoke`` is sized for CI (the whole smoke
+bench cold in well under 10 minutes on 2 cores, every model still really learning);
+``full`` uses all 60k/10k images and the recipes aimed at the targets in the README.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+from bench.errors import unknown_name
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainRecipe:
+    """How one model is trained from scratch.
+
+    Attributes:
+        epochs: Passes over the training images.
+        batch_size: Images per step.
+        learning_rate: Peak learning rate of Adam.
+        schedule: ``constant`` or ``cosine`` (decay to zero over all steps, after warm-up).
+        warmup_epochs: Linear warm-up, in epochs (0: none).
+        train_size: Training images (``None``: all 55k left after validation).
+        augment: Random shifts of up to 2 px and horizontal flips, drawn per epoch.
+        label_smoothing: Cross-entropy label smoothing.
+    """
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    schedule: str = "cosine"
+    warmup_epochs: int = 0
+    train_size: int | None = None
+    augment: bool = False
+    label_smoothing: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class QatRecipe:
+    """How a converged float model is fine-tuned with quantization-aware training.
+
+    Attributes:
+        epochs: Fine-tuning passes.
+        batch_size: Images per step.
+        learning_rate: Constant Adam rate, small: QAT refines, it does not retrain.
+        train_size: Training images used (``None``: the model's training set).
+    """
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    train_size: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Tier:
+    """Every setting of one tier.
+
+    Attributes:
+        name: ``smoke`` or ``full``; also the baselines/reports file name.
+        seed: Seed of splits, initialization and augmentation.
+        val_size: Training images held out for validation.
+        test_size: Test images evaluated (``None``: all 10k).
+        calibration_size: Training images fed to int8 calibration.
+        train: Recipe per model.
+        qat: QAT fine-tuning recipe per model.
+        drop_budget_pp: Largest accepted accuracy drop against float32, per mode, in points.
+        accuracy_tolerance_pp: Largest accepted move of a case's accuracy from its baseline.
+        size_tolerance: Largest accepted relative move of an artifact's size from its baseline.
+    """
+
+    name: str
+    seed: int
+    val_size: int
+    test_size: int | None
+    calibration_size: int
+    train: dict[str, TrainRecipe]
+    qat: dict[str, QatRecipe]
+    drop_budget_pp: dict[str, float]
+    accuracy_tolerance_pp: float
+    size_tolerance: float
+
+    def recipe_hash(self, model: str) -> str:
+        """Hash of everything that defines how ``model`` is trained in this tier."""
+        payload = {
+            "seed": self.seed,
+            "val_size": self.val_size,
+            "train": dataclasses.asdict(self.train[model]),
+        }
+        return _hash(payload)
+
+    def qat_hash(self, model: str) -> str:
+        return _hash(dataclasses.asdict(self.qat[model]))
+
+
+def _hash(payload: object) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# Size gates, the same in every tier: the bytes an artifact must save against float32.
+# int8 stores 1 byte per weight against 4: the limit is 4x; per-channel scales, biases kept in
+# int32 and the graph itself eat into it, most for the small cnn (24k weights, where the
+# flatbuffer's fixed cost is a large share), least for vgg16 (14.8M weights).
+MIN_SIZE_RATIO = {
+    "ptq_dynamic": {"cnn": 2.8, "mobilenet": 3.6, "vgg16": 3.9},
+    "ptq_int8": {"cnn": 2.8, "mobilenet": 3.6, "vgg16": 3.9},
+    "qat_int8": {"cnn": 2.8, "mobilenet": 3.6, "vgg16": 3.9},
+    "ptq_int16x8": {"cnn": 2.8, "mobilenet": 3.6, "vgg16": 3.9},
+    # float16 halves the weights: limit 2x; the cnn's fixed graph cost leaves it at 1.88x.
+    "ptq_float16": {"cnn": 1.8, "mobilenet": 1.9, "vgg16": 1.95},
+}
+
+# Where one runtime's file format costs more than another's. tf2onnx keeps TensorFlow's long
+# node and tensor names, ~13 KB of strings in the cnn's ONNX file: against 24 KB of int8 weights
+# that caps the cnn's ORT ratio near 2.6x, while the 100x larger models do not feel it.
+MIN_SIZE_RATIO_BY_BACKEND = {
+    ("onnxruntime", "cnn"): {"ptq_dynamic": 2.5, "ptq_int8": 2.5, "qat_int8": 2.5},
+}
+
+SMOKE = Tier(
+    name="smoke",
+    seed=20261130,
+    val_size=2000,
+    test_size=2000,
+    calibration_size=200,
+    train={
+        "cnn": TrainRecipe(epochs=3, batch_size=64, learning_rate=3e-3, train_size=12000),
+        "mobilenet": TrainRecipe(epochs=3, batch_size=64, learning_rate=2e-3, train_size=10000),
+        "vgg16": TrainRecipe(epochs=2, batch_size=64, learning_rate=2e-4, train_size=10000),
+    },
+    qat={
+        "cnn": QatRecipe(epochs=1, batch_size=64, learning_rate=1e-4, train_size=4000),
+        "mobilenet": QatRecipe(epochs=1, batch_size=64, learning_rate=1e-4, train_size=2000),
+        "vgg16": QatRecipe(epochs=1, batch_size=64, learning_rate=2e-5, train_size=1000),
+    },
+    # 2000 test images: one flipped image is 0.05 pp. The smoke models are young, with many
+    # images near a decision boundary, so int8 noise flips more of them than on a converged
+    # model; 1 pp still catches a broken pipeline (those lose 5 pp and more).
+    drop_budget_pp={
+        "float32": 0.0,
+        "ptq_float16": 0.2,
+        "ptq_dynamic": 1.0,
+        "ptq_int16x8": 0.5,
+        "ptq_int8": 1.0,
+        "qat_int8": 1.0,
+    },
+    # Training is deterministic on one machine; across CPUs the kernels' float rounding differs,
+    # which moves a young model's accuracy by a few tenths. 1 pp = ~1.4 binomial standard errors
+    # at p=0.85, n=2000.
+    accuracy_tolerance_pp=1.0,
+    size_tolerance=0.02,
+)
+
+FULL = Tier(
+    name="full",
+    seed=20261130,
+    val_size=5000,
+    test_size=None,
+    calibration_size=500,
+    train={
+        "cnn": TrainRecipe(epochs=30, batch_size=128, learning_rate=3e-3, warmup_epochs=1, augment=True),
+        "mobilenet": TrainRecipe(epochs=20, batch_size=128, learning_rate=2e-3, warmup_epochs=1, augment=True),
+        "vgg16": TrainRecipe(epochs=12, batch_size=128, learning_rate=1e-4, warmup_epochs=1, augment=True),
+    },
+    qat={
+        "cnn": QatRecipe(epochs=2, batch_size=128, learning_rate=1e-4),
+        "mobilenet": QatRecipe(epochs=2, batch_size=128, learning_rate=5e-5, train_size=20000),
+        "vgg16": QatRecipe(epochs=1, batch_size=128, learning_rate=1e-5, train_size=10000),
+    },
+    # The targets: int8 within half a point of float, both PTQ and QAT.
+    drop_budget_pp={
+        "float32": 0.0,
+        "ptq_float16": 0.1,
+        "ptq_dynamic": 0.5,
+        "ptq_int16x8": 0.3,
+        "ptq_int8": 0.5,
+        "qat_int8": 0.5,
+    },
+    # n=10000, p=0.92: one binomial standard error is 0.27 pp; 0.5 pp is ~2 SE.
+    accuracy_tolerance_pp=0.5,
+    size_tolerance=0.02,
+)
+
+TIERS = {tier.name: tier for tier in (SMOKE, FULL)}
+
+
+def get_tier(name: str) -> Tier:
+    """Returns the tier, or raises UnknownNameError listing the valid ones."""
+    try:
+        return TIERS[name]
+    except KeyError:
+        raise unknown_name("tier", name, list(TIERS)) from None

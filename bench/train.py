@@ -1,0 +1,266 @@
+"""Deterministic training and QAT fine-tuning, cached by content and resumable by epoch.
+
+A trained model is a cache entry keyed by the model's source, the tier's recipe and splits, the
+data set's hash and the library versions; a second run loads it and says so. While training, a
+checkpoint is written after every epoch; an interrupted run resumes from the last one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench import atomic
+from bench.cache import Cache, key_of, log
+from bench.data import NUM_CLASSES, Splits, to_model_input
+from bench.environment import library_versions
+from bench.models import MODELS, ModelSpec
+from bench.tiers import QatRecipe, Tier, TrainRecipe
+
+WEIGHTS = "weights.h5"
+# QAT models in TensorFlow's checkpoint format: tfmot's wrappers repeat weight names, which HDF5
+# refuses.
+QAT_WEIGHTS = "weights.ckpt"
+# Largest shift of the augmentation, in pixels: Fashion-MNIST items are centred with a 2-4 px
+# margin, so 2 px moves them without cutting them.
+MAX_SHIFT = 2
+
+
+@dataclasses.dataclass
+class Trained:
+    """A trained model and what is known about how it came to be."""
+
+    model: object
+    key: str
+    cached: bool
+    seconds: float
+    val_accuracy: float | None
+
+
+def augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random shifts of up to MAX_SHIFT pixels and horizontal flips (uint8 in, uint8 out)."""
+    n = len(images)
+    padded = np.pad(images, ((0, 0), (MAX_SHIFT, MAX_SHIFT), (MAX_SHIFT, MAX_SHIFT)))
+    dy = rng.integers(0, 2 * MAX_SHIFT + 1, n)
+    dx = rng.integers(0, 2 * MAX_SHIFT + 1, n)
+    rows = dy[:, None] + np.arange(images.shape[1])[None, :]
+    cols = dx[:, None] + np.arange(images.shape[2])[None, :]
+    out = padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    flip = rng.random(n) < 0.5
+    out[flip] = out[flip, :, ::-1]
+    return out
+
+
+def _source_hash(spec: ModelSpec) -> str:
+    return key_of(inspect.getsource(inspect.getmodule(spec.build)))
+
+
+def float_key(spec: ModelSpec, tier: Tier, data_sha256: str) -> str:
+    """The cache key of a float model: everything its weights depend on."""
+    return key_of(
+        {
+            "model": spec.name,
+            "source": _source_hash(spec),
+            "recipe": tier.recipe_hash(spec.name),
+            "data": data_sha256,
+            "versions": library_versions(),
+        }
+    )
+
+
+def _learning_rate(recipe: TrainRecipe, steps_per_epoch: int):
+    from bench.tfsetup import keras
+
+    if recipe.schedule == "constant":
+        return recipe.learning_rate
+    if recipe.schedule != "cosine":
+        raise ValueError(f"unknown schedule {recipe.schedule!r}; use 'constant' or 'cosine'")
+    warmup = recipe.warmup_epochs * steps_per_epoch
+    total = recipe.epochs * steps_per_epoch
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=recipe.learning_rate if not warmup else 0.0,
+        decay_steps=max(1, total - warmup),
+        warmup_target=recipe.learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
+def _compile(model, learning_rate, label_smoothing: float) -> None:
+    from bench.tfsetup import keras
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=label_smoothing),
+        metrics=["accuracy"],
+    )
+
+
+def _one_hot(labels: np.ndarray) -> np.ndarray:
+    return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+
+
+class _Checkpoint:
+    """Per-epoch training state in a folder: weights, optimizer state, epoch number."""
+
+    def __init__(self, folder: Path, model) -> None:
+        from bench.tfsetup import tf
+
+        self.folder = folder
+        self.ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+
+    def restore(self) -> int:
+        """Restores the last completed epoch's state; returns how many epochs are done."""
+        state = self.folder / "state.json"
+        if not state.is_file():
+            return 0
+        try:
+            done = json.loads(state.read_text())["epochs_done"]
+            self.ckpt.read(str(self.folder / "ckpt" / "state")).expect_partial()
+        except Exception as exc:  # a damaged checkpoint only costs the epochs it held
+            log(f"[train] ignoring unreadable checkpoint in {self.folder} ({exc}); starting over")
+            return 0
+        return int(done)
+
+    def save(self, epochs_done: int) -> None:
+        with atomic.staging_dir(self.folder / "ckpt") as staging:
+            self.ckpt.write(str(staging / "state"))
+        atomic.write_json(self.folder / "state.json", {"epochs_done": epochs_done})
+
+
+def _fit(model, recipe: TrainRecipe, splits: Splits, spec: ModelSpec, seed: int, tag: str,
+         checkpoint_dir: Path | None) -> float | None:
+    from bench.tfsetup import seed_everything
+
+    x_val = to_model_input(splits.x_val, spec.input_shape)
+    y_val = _one_hot(splits.y_val)
+    x_train_u8 = splits.x_train if recipe.train_size is None else splits.x_train[: recipe.train_size]
+    y_train = splits.y_train[: len(x_train_u8)]
+    steps = int(np.ceil(len(x_train_u8) / recipe.batch_size))
+    _compile(model, _learning_rate(recipe, steps), recipe.label_smoothing)
+    checkpoint = _Checkpoint(checkpoint_dir, model) if checkpoint_dir else None
+    start = checkpoint.restore() if checkpoint else 0
+    if start:
+        log(f"[train] {tag}: resuming after epoch {start}/{recipe.epochs} from {checkpoint_dir}")
+    val_acc = None
+    for epoch in range(start, recipe.epochs):
+        began = time.perf_counter()
+        # Everything random in an epoch derives from (seed, epoch): a resumed run repeats it.
+        seed_everything(seed + epoch)
+        rng = np.random.default_rng([seed, epoch])
+        order = rng.permutation(len(x_train_u8))
+        images = x_train_u8[order]
+        if recipe.augment:
+            images = augment(images, rng)
+        history = model.fit(
+            to_model_input(images, spec.input_shape), _one_hot(y_train[order]),
+            batch_size=recipe.batch_size, epochs=1, shuffle=False, verbose=0,
+        )
+        _, val_acc = model.evaluate(x_val, y_val, batch_size=512, verbose=0)
+        if checkpoint:
+            checkpoint.save(epoch + 1)
+        log(
+            f"[train] {tag}: epoch {epoch + 1}/{recipe.epochs} {time.perf_counter() - began:.1f}s "
+            f"loss {history.history['loss'][-1]:.4f} acc {history.history['accuracy'][-1]:.4f} "
+            f"val_acc {val_acc:.4f}"
+        )
+    return float(val_acc) if val_acc is not None else None
+
+
+def build_model(spec: ModelSpec, seed: int):
+    from bench.tfsetup import seed_everything
+
+    seed_everything(seed)
+    return spec.build()
+
+
+def float_model(name: str, tier: Tier, splits: Splits, data_sha256: str, cache: Cache) -> Trained:
+    """Returns the tier's trained float model, from the cache or trained now."""
+    spec = MODELS.get(name)
+    key = float_key(spec, tier, data_sha256)
+    label = f"{name}-{tier.name}"
+    checkpoints = cache.entry_dir("checkpoints", label, key)
+    began = time.perf_counter()
+    result: dict = {}
+
+    def train(folder: Path) -> dict:
+        model = build_model(spec, tier.seed)
+        log(f"[train] {label}: training {model.count_params():,} parameters "
+            f"({tier.train[name]}); checkpoints in {checkpoints}")
+        val = _fit(model, tier.train[name], splits, spec, tier.seed, label, checkpoints)
+        model.save_weights(str(folder / WEIGHTS))
+        result["model"] = model
+        return {"val_accuracy": val, "train_seconds": time.perf_counter() - began}
+
+    entry, cached = cache.get_or_build("models", label, key, train)
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    meta = cache.read_meta(entry)
+    if cached:
+        model = build_model(spec, tier.seed)
+        model.load_weights(str(entry / WEIGHTS))
+        log(f"[train] {label}: reusing cached weights from {entry} "
+            f"(trained in {meta.get('train_seconds', 0):.0f}s)")
+    else:
+        model = result["model"]
+    return Trained(model, key, cached, float(meta.get("train_seconds", 0.0)), meta.get("val_accuracy"))
+
+
+def _freeze_batchnorm(qat_model) -> None:
+    """Freezes BatchNorm statistics: QAT must refine a converged model, not re-estimate it."""
+    from bench.tfsetup import keras
+
+    for layer in qat_model.layers:
+        inner = getattr(layer, "layer", layer)
+        if isinstance(inner, keras.layers.BatchNormalization):
+            layer.trainable = False
+
+
+def quantize_aware(model):
+    """Wraps a float model for QAT with tfmot's default 8-bit scheme (per-channel weights)."""
+    import tensorflow_model_optimization as tfmot
+
+    return tfmot.quantization.keras.quantize_model(model)
+
+
+def qat_model(name: str, tier: Tier, splits: Splits, trained: Trained, cache: Cache) -> Trained:
+    """Fine-tunes the cached float model with QAT; cached like the float model."""
+    spec = MODELS.get(name)
+    recipe: QatRecipe = tier.qat[name]
+    key = key_of({"float": trained.key, "qat": tier.qat_hash(name)})
+    label = f"{name}-{tier.name}-qat"
+    began = time.perf_counter()
+    result: dict = {}
+
+    def make():
+        from bench.tfsetup import seed_everything
+
+        seed_everything(tier.seed)
+        return quantize_aware(trained.model)
+
+    def train(folder: Path) -> dict:
+        model = make()
+        _freeze_batchnorm(model)
+        fine_tune = TrainRecipe(
+            epochs=recipe.epochs, batch_size=recipe.batch_size, learning_rate=recipe.learning_rate,
+            schedule="constant", train_size=recipe.train_size,
+        )
+        log(f"[train] {label}: QAT fine-tuning from the float model ({recipe})")
+        val = _fit(model, fine_tune, splits, spec, tier.seed + 7, label, None)
+        model.save_weights(str(folder / QAT_WEIGHTS))
+        result["model"] = model
+        return {"val_accuracy": val, "train_seconds": time.perf_counter() - began}
+
+    entry, cached = cache.get_or_build("models", label, key, train)
+    meta = cache.read_meta(entry)
+    if cached:
+        model = make()
+        model.load_weights(str(entry / QAT_WEIGHTS)).expect_partial()
+        log(f"[train] {label}: reusing cached QAT weights from {entry}")
+    else:
+        model = result["model"]
+    return Trained(model, key, cached, float(meta.get("train_seconds", 0.0)), meta.get("val_accuracy"))

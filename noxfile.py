@@ -1,0 +1,63 @@
+"""Entry points: `nox -s tests`, `nox -s bench`, `nox -s update_baselines`, `nox -s report`, `nox -s lint`.
+
+Everything after `--` goes to pytest (or to the report tool), e.g. `nox -s bench -- --tier full`.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests"]
+# TensorFlow is large: keep each session's virtualenv between runs (pip then only checks it).
+nox.options.reuse_venv = "yes"
+
+PYTHON = "3.11"
+STRICT = ["--strict-markers", "--strict-config"]
+
+
+def _install(session: nox.Session) -> None:
+    session.install("-e", ".[test]")
+
+
+def _tier(posargs: list[str]) -> str:
+    return posargs[posargs.index("--tier") + 1] if "--tier" in posargs else "smoke"
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Unit and property tests, then the smoke bench (no latency cases): what CI runs."""
+    _install(session)
+    session.run("pytest", *STRICT, "-m", "not latency", "tests", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def bench(session: nox.Session) -> None:
+    """The benchmark (default tier smoke; `-- --tier full` for the full table)."""
+    _install(session)
+    args = session.posargs or ["--tier", "smoke"]
+    session.run("pytest", *STRICT, "tests/bench", *args)
+
+
+@nox.session(python=PYTHON, default=False)
+def update_baselines(session: nox.Session) -> None:
+    """Reruns the bench and rewrites baselines/<tier>.json from it, printing the diff."""
+    _install(session)
+    args = session.posargs or ["--tier", "smoke"]
+    session.run("pytest", *STRICT, "tests/bench", "-m", "not latency", "--update-baselines", *args)
+
+
+@nox.session(python=PYTHON, default=False)
+def report(session: nox.Session) -> None:
+    """Re-renders a report (`-- render FILE`) or compares two runs (`-- --compare A B`)."""
+    _install(session)
+    args = list(session.posargs)
+    if args and args[0] == "--compare":
+        args = ["compare", *args[1:]]
+    session.run("python", "-m", "bench.report", *(args or ["render", "reports/smoke/results.json"]))
+
+
+@nox.session(python=PYTHON, default=False)
+def lint(session: nox.Session) -> None:
+    """Ruff over the package, tests and entry points."""
+    session.install("ruff>=0.8")
+    session.run("ruff", "check", "bench", "tests", "conftest.py", "noxfile.py")
