@@ -66,6 +66,8 @@ class BenchSession:
         self.baseline = baselines.load(baselines.baseline_path(options.root, self.tier.name))
         self.records: dict[str, dict] = {}
         self.agreements: dict[str, dict] = {}
+        # Per-layer quantization error of a case id: [{"layer", "snr_db", "rel_error"}, ...].
+        self.layer_errors: dict[str, list[dict]] = {}
         self.extra_failures: list[str] = []
         self._dataset = None
         self._splits = None
@@ -313,6 +315,7 @@ class BenchSession:
             "models": self.models_summary(),
             "cases": sorted(self.records.values(), key=lambda r: _order(r)),
             "agreement": [self.agreements[k] for k in sorted(self.agreements)],
+            "layer_errors": {k: self.layer_errors[k] for k in sorted(self.layer_errors)},
         }
 
 
