@@ -62,6 +62,11 @@ def load(path: Path) -> dict | None:
             f"`{update_command(path.stem)}`"
         )
     while payload["schema"] < SCHEMA:
+        if payload["schema"] + 1 not in _MIGRATIONS:
+            raise BaselineError(
+                f"{path} has schema {schema}, older than any this harness can migrate; "
+                f"regenerate it with `{update_command(path.stem)}`"
+            )
         payload = _MIGRATIONS[payload["schema"] + 1](payload)
     if not isinstance(payload.get("cases"), dict):
         raise BaselineError(f"{path} has no 'cases' object; regenerate it with `{update_command(path.stem)}`")
@@ -83,6 +88,14 @@ def from_results(results: dict) -> dict:
     }
 
 
+def load_for_update(path: Path) -> dict | None:
+    """Like :func:`load`, but an unreadable file counts as absent (it is about to be replaced)."""
+    try:
+        return load(path)
+    except BaselineError:
+        return None
+
+
 def merge(old: dict | None, new: dict) -> dict:
     """Updates ``old`` with ``new``'s cases; cases not run this time are kept, not dropped."""
     if old is None:
@@ -99,7 +112,7 @@ def _text(payload: dict | None) -> list[str]:
 def write(path: Path, new: dict) -> str:
     """Writes the baselines atomically; returns the unified diff against what was there."""
     path = Path(path)
-    old = load(path)
-    diff = "".join(difflib.unified_diff(_text(old), _text(new), f"{path} (old)", f"{path} (new)"))
+    old_lines = path.read_text().splitlines(True) if path.exists() else []
+    diff = "".join(difflib.unified_diff(old_lines, _text(new), f"{path} (old)", f"{path} (new)"))
     atomic.write_json(path, new)
     return diff

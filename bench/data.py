@@ -133,15 +133,18 @@ def find_dataset_dir(allow_download: bool = True) -> Path:
     Raises:
         DatasetError: No folder holds the files and no download was possible.
     """
-    for folder in _candidate_dirs():
-        if _complete_dir(folder):
-            return folder
     if os.environ.get(ENV_DIR):
+        # An explicit folder is the user's choice: use it or say what it lacks, never fall back.
         folder = Path(os.environ[ENV_DIR])
         missing = [n for n in SHA256 if _file_in(folder, n) is None]
+        if not missing:
+            return folder
         raise DatasetError(
             f"${ENV_DIR}={folder} lacks {', '.join(missing)} (as .gz or plain); {HOW_TO_GET}"
         )
+    for folder in _candidate_dirs():
+        if _complete_dir(folder):
+            return folder
     if not allow_download:
         raise DatasetError(
             "Fashion-MNIST was not found in "
@@ -193,6 +196,8 @@ def parse_idx(raw: bytes, name: str, origin: str = "") -> np.ndarray:
         )
     ndim = magic & 0xFF
     header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DatasetError(f"{where}: {len(raw)} bytes is too short for an IDX header; {HOW_TO_GET}")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     if tuple(shape) != want_shape:
         raise DatasetError(f"{where}: IDX shape is {shape}, expected {want_shape}; {HOW_TO_GET}")
@@ -292,3 +297,20 @@ def to_model_input(images: np.ndarray, input_shape: tuple[int, int, int]) -> np.
     if channels > 1:
         x = np.repeat(x, channels, axis=-1)
     return np.ascontiguousarray(x)
+
+
+def main() -> int:
+    """``python -m bench.data``: says where the data set is and that it verifies, or what to do."""
+    import sys
+
+    try:
+        dataset = load(allow_download="--download" in sys.argv)
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"Fashion-MNIST verified in {dataset.source} (sha256 {dataset.sha256[:16]}...)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

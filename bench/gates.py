@@ -61,7 +61,7 @@ def baseline_accuracy_fails(case_id: str, acc: float, baseline: float, tolerance
 def baseline_size_fails(case_id: str, size: int, baseline: int, tolerance: float) -> str | None:
     """Fails when the artifact's size moved more than the relative tolerance."""
     change = size / baseline - 1
-    if abs(change) <= tolerance:
+    if abs(change) <= tolerance + 1e-9:  # 102 / 100 - 1 is 0.020000000000000018
         return None
     return (
         f"{case_id}: size {size:,} bytes is {100 * change:+.1f} % from the baseline {baseline:,} "

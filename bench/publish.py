@@ -71,7 +71,7 @@ def publish(session: BenchSession) -> Published:
     diff = None
     if session.options.update_baselines:
         path = baselines.baseline_path(session.options.root, session.tier.name)
-        diff = baselines.write(path, baselines.merge(baselines.load(path), baselines.from_results(results)))
+        diff = baselines.write(path, baselines.merge(baselines.load_for_update(path), baselines.from_results(results)))
     return Published(results_path, report_path, diff)
 
 

@@ -20,7 +20,8 @@ from bench import baseline as baselines
 from bench import data as data_mod
 from bench import environment, gates, metrics, train
 from bench.backends import BACKENDS, get_backend
-from bench.cache import Cache, key_of, log
+from bench.cache import Cache, code_hash, key_of, log
+from bench.errors import BaselineError
 from bench.models import MODELS
 from bench.modes import MODES, ExportContext
 from bench.tiers import Tier
@@ -63,7 +64,7 @@ class BenchSession:
         self.tier = options.tier
         self.cache = cache or Cache()
         self.environment = environment.fingerprint()
-        self.baseline = baselines.load(baselines.baseline_path(options.root, self.tier.name))
+        self.baseline = self._load_baseline()
         self.records: dict[str, dict] = {}
         self.agreements: dict[str, dict] = {}
         # Per-layer quantization error of a case id: [{"layer", "snr_db", "rel_error"}, ...].
@@ -76,6 +77,17 @@ class BenchSession:
         self._artifacts: dict[tuple[str, str, str], Path] = {}
         self._logits: dict[tuple[str, str, str], np.ndarray] = {}
         self._inputs: dict[tuple[str, tuple], np.ndarray] = {}
+
+    def _load_baseline(self) -> dict | None:
+        """The tier's baselines; when updating them, an unreadable file is replaced, not fatal."""
+        path = baselines.baseline_path(self.options.root, self.tier.name)
+        try:
+            return baselines.load(path)
+        except BaselineError as exc:
+            if not self.options.update_baselines:
+                raise
+            log(f"[baseline] {exc}; it will be rewritten from this run")
+            return None
 
     # ---- data -------------------------------------------------------------------------------
 
@@ -325,7 +337,7 @@ def mode_source_hash(mode: str) -> str:
 
     spec = MODES.get(mode)
     module = inspect.getmodule(next(v for v in spec.backends.values() if callable(v)))
-    return key_of([inspect.getsource(m) for m in (module, _tflite, _onnx, _keras)])
+    return key_of([code_hash(m) for m in (module, _tflite, _onnx, _keras)])
 
 
 def _order(record: dict) -> tuple:

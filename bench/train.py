@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import atomic
-from bench.cache import Cache, key_of, log
+from bench.cache import Cache, code_hash, key_of, log
 from bench.data import NUM_CLASSES, Splits, to_model_input
 from bench.environment import library_versions
 from bench.models import MODELS, ModelSpec
@@ -57,8 +57,10 @@ def augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def _source_hash(spec: ModelSpec) -> str:
-    return key_of(inspect.getsource(inspect.getmodule(spec.build)))
+def architecture_hash(spec: ModelSpec, seed: int) -> str:
+    """Hash of the model's architecture (its Keras config) and of the code that builds it."""
+    model = build_model(spec, seed)
+    return key_of([model.to_json(), code_hash(inspect.getmodule(spec.build))])
 
 
 def float_key(spec: ModelSpec, tier: Tier, data_sha256: str) -> str:
@@ -66,7 +68,7 @@ def float_key(spec: ModelSpec, tier: Tier, data_sha256: str) -> str:
     return key_of(
         {
             "model": spec.name,
-            "source": _source_hash(spec),
+            "architecture": architecture_hash(spec, tier.seed),
             "recipe": tier.recipe_hash(spec.name),
             "data": data_sha256,
             "versions": library_versions(),
@@ -264,3 +266,42 @@ def qat_model(name: str, tier: Tier, splits: Splits, trained: Trained, cache: Ca
     else:
         model = result["model"]
     return Trained(model, key, cached, float(meta.get("train_seconds", 0.0)), meta.get("val_accuracy"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.train --tier full [--models a,b]``: fills the cache with trained models.
+
+    Trains each selected model's float and QAT weights, in order, each landing in the cache as soon
+    as it is done; an interrupted run resumes from the last epoch's checkpoint. The bench then only
+    converts and evaluates.
+    """
+    import argparse
+    import sys
+
+    from bench import data as data_mod
+    from bench.errors import BenchError
+    from bench.tiers import get_tier
+
+    parser = argparse.ArgumentParser(prog="python -m bench.train", description=main.__doc__)
+    parser.add_argument("--tier", default="smoke")
+    parser.add_argument("--models", default=None, help="comma-separated (default: all)")
+    args = parser.parse_args(argv)
+    try:
+        tier = get_tier(args.tier)
+        names = MODELS.select(args.models.split(",") if args.models else None)
+        dataset = data_mod.load()
+        splits = data_mod.split(dataset, val_size=tier.val_size, train_size=None,
+                                test_size=tier.test_size, calibration_size=tier.calibration_size,
+                                seed=tier.seed)
+        cache = Cache()
+        for name in names:
+            trained = float_model(name, tier, splits, dataset.sha256, cache)
+            qat_model(name, tier, splits, trained, cache)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -123,17 +123,45 @@ GRID_TOLERANCE_STEPS = 1e-3
 _WEIGHT_AXIS = {"Conv": 0, "MatMul": 1}
 
 
-def _grid_scale(weight: np.ndarray, axis: int) -> tuple[np.ndarray, int] | None:
-    """The symmetric int8 scale whose grid ``weight`` lies on: per channel, else per tensor."""
+def _on_grid(values: np.ndarray, step: np.ndarray) -> np.ndarray:
+    """Whether every value of each row is an integer multiple of that row's step."""
+    steps = values / step[:, None]
+    return np.max(np.abs(steps - np.rint(steps)), axis=1) <= GRID_TOLERANCE_STEPS
+
+
+def _row_steps(rows: np.ndarray) -> np.ndarray | None:
+    """The int8 step of each row of ``rows`` (one row per channel), or None if a row is off-grid.
+
+    Usually a row's largest value sits on code 127 (per-channel fake quant). But tf2onnx folds
+    frozen BatchNorm factors into weights *after* a per-tensor fake quant (as for MobileNet's
+    depthwise kernels), which leaves each channel on its own grid whose largest code is below 127:
+    those rows are searched for the largest code m in 1..126 that puts them on a grid.
+    """
+    absmax = np.abs(rows).max(axis=1)
+    absmax = np.where(absmax > 0, absmax, 1.0)
+    step = absmax / 127.0
+    fits = _on_grid(rows, step)
+    for row in np.flatnonzero(~fits):
+        for top_code in range(1, 127):
+            candidate = np.array([absmax[row] / top_code])
+            # A few hundred values reject a wrong code almost always; the full row confirms.
+            if _on_grid(rows[row:row + 1, :512], candidate)[0] and _on_grid(rows[row:row + 1], candidate)[0]:
+                step[row] = candidate[0]
+                break
+        else:
+            return None
+    return step
+
+
+def _grid_scale(weight: np.ndarray, axis: int) -> tuple[np.ndarray, int | None] | None:
+    """Int8 scales whose grid ``weight`` lies on: per tensor if one scale fits, else per channel."""
     w = weight.astype(np.float64)
-    reduce = tuple(i for i in range(w.ndim) if i != axis)
-    candidates = [(np.abs(w).max(axis=reduce) / 127.0, axis), (np.array(np.abs(w).max() / 127.0), None)]
-    for scale, along in candidates:
-        safe = np.where(scale > 0, scale, 1.0)
-        shaped = safe if along is None else np.expand_dims(safe, reduce)
-        steps = w / shaped
-        if np.max(np.abs(steps - np.rint(steps))) <= GRID_TOLERANCE_STEPS:
-            return safe.astype(np.float32), along
+    whole = _row_steps(w.reshape(1, -1))
+    if whole is not None:
+        return whole.astype(np.float32).reshape(()), None
+    per_channel = _row_steps(np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1))
+    if per_channel is not None:
+        return per_channel.astype(np.float32), axis
     return None
 
 
@@ -171,7 +199,7 @@ def store_weights_as_int8(path: Path, what: str) -> int:
             )
         scale, along = found
         shaped = scale if along is None else np.expand_dims(scale, tuple(i for i in range(weight.ndim) if i != along))
-        q = np.clip(np.rint(weight / shaped), -127, 127).astype(np.int8)
+        q = np.clip(np.rint(weight.astype(np.float64) / shaped), -127, 127).astype(np.int8)
         graph.initializer.remove(initializers[name])
         graph.initializer.extend([
             numpy_helper.from_array(q, f"{name}_int8"),

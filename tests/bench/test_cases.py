@@ -16,16 +16,19 @@ from bench.session import FLOAT_AGREEMENT_FLOOR, FLOAT_LOGIT_TOLERANCE
 pytestmark = pytest.mark.bench
 
 
-def _skip_if_unsupported(mode: str, backend: str) -> None:
+def _skip_if_unsupported(session, model: str, mode: str, backend: str) -> None:
     reason = MODES.get(mode).skip_reason(backend)
     if reason:
         pytest.skip(f"{mode} on {backend}: {reason}")
+    reason = session.tier.skip_reason(model, mode)
+    if reason:
+        pytest.skip(f"{model}-{mode} in tier {session.tier.name}: {reason}")
 
 
 def test_case(case, bench_session):
     """Accuracy drop within budget, size ratio at least its floor, both within baseline tolerance."""
     model, mode, backend = case
-    _skip_if_unsupported(mode, backend)
+    _skip_if_unsupported(bench_session, model, mode, backend)
     record = bench_session.run_case(model, mode, backend)
     assert not record["failures"], "\n".join(record["failures"])
 
@@ -37,7 +40,7 @@ def test_qat_not_worse_than_ptq(model_backend, bench_session):
     if "qat_int8" not in modes or "ptq_int8" not in modes:
         pytest.skip("needs both qat_int8 and ptq_int8 selected")
     for mode in ("qat_int8", "ptq_int8"):
-        _skip_if_unsupported(mode, backend)
+        _skip_if_unsupported(bench_session, model, mode, backend)
     qat = bench_session.run_case(model, "qat_int8", backend)
     ptq = bench_session.run_case(model, "ptq_int8", backend)
     message = gates.qat_vs_ptq_fails(model, backend, qat["accuracy"], ptq["accuracy"])

@@ -242,7 +242,7 @@ def test_model_input_28x28x1():
     assert x.shape == (5, 28, 28, 1) and x.dtype == np.float32 and x.flags.c_contiguous
     assert x[0, 0, 0, 0] == 1.0 and x[0, 0, 1, 0] == 0.0
     np.testing.assert_allclose(x[..., 0], images / 255.0, rtol=1e-6)
-    assert 0.0 <= x.min() and x.max() <= 1.0
+    assert x.min() >= 0.0 and x.max() <= 1.0
 
 
 def test_model_input_32x32x3_pads_two_pixels_and_repeats_the_channel():
