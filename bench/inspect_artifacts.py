@@ -27,8 +27,12 @@ The float reference:
   from the QAT Keras model itself: each weight's tfmot fake-quant range (``kernel_min`` /
   ``kernel_max``), the kernel clipped to that range, and the per-channel factor
   ``gamma / sqrt(moving_variance + epsilon)`` of a BatchNormalization that directly follows the
-  layer (what the converters fold in). The expected scales are the fake-quant scales times
-  ``|factor|``; the layout is changed to the artifact's (see :data:`_LAYOUTS`).
+  layer. Where the artifact folded that BatchNorm into the weight (LiteRT always; tf2onnx
+  unless a Reshape separates Conv and BatchNorm, see :func:`_feeds_batchnorm`), the reference
+  weight is multiplied by the factor and the expected scale is the fake-quant scale times
+  ``|factor|``; otherwise both are the fake-quant ones. Keras layers and artifact weight ops are
+  paired in order like the PTQ graphs, after changing the layout to the artifact's
+  (:data:`_LAYOUTS`).
 """
 
 from __future__ import annotations
@@ -60,6 +64,8 @@ class StoredWeight:
         axis: Quantized axis for per-channel weights; None for per-tensor or float.
         channel_axis: The output-channel axis of this op's weight layout.
         unreadable: Why a quantized weight's parameters could not be read (None when they could).
+        batchnorm_after: The op's output goes (through shape-only ops) into a BatchNormalization
+            node, i.e. the converter did not fold that BatchNorm into this weight.
     """
 
     name: str
@@ -70,6 +76,7 @@ class StoredWeight:
     axis: int | None
     channel_axis: int
     unreadable: str | None = None
+    batchnorm_after: bool = False
 
     @property
     def quantized(self) -> bool:
@@ -89,8 +96,9 @@ class QuantizedWeight:
         zero_points: Stored zero point(s), same layout as ``scales``.
         axis: Stored quantized axis; None for per-tensor.
         channel_axis: Output-channel axis of the op's weight layout (what ``axis`` must be).
-        expected_scales: QAT only: the scales the fake-quant ranges imply (broadcast to the
-            stored layout); None where the runtime's rule derives them from ``float_weights``.
+        expected_scales: QAT only: the scales the fake-quant ranges imply, times ``|factor|``
+            where a BatchNorm was folded in (0-d for a per-tensor weight); None where the
+            runtime's rule derives them from ``float_weights``.
     """
 
     name: str
@@ -121,11 +129,21 @@ class Inspection:
 
 @dataclasses.dataclass
 class Reference:
-    """Float weights for one weight op and, for QAT, the scales its fake-quant range implies."""
+    """A QAT layer's weights in an artifact's layout, before any BatchNorm folding.
+
+    Attributes:
+        name: Keras layer name.
+        values: The kernel clipped to its fake-quant range (what the fake quant represents).
+        fake_quant_scales: The fake-quant scale of every output channel.
+        batchnorm_factor: ``gamma / sqrt(var + eps)`` per output channel of a BatchNormalization
+            that directly follows the layer (None when none does); folded in by :func:`match`
+            unless the artifact keeps that BatchNorm as its own op.
+    """
 
     name: str
     values: np.ndarray
-    expected_scales: np.ndarray | None = None
+    fake_quant_scales: np.ndarray
+    batchnorm_factor: np.ndarray | None
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,6 +237,28 @@ def _onnx_integer_op(node, initializers: dict, channel_axis: int) -> tuple | str
     return (codes, *_per_axis(scales.astype(np.float32), zero_points, channel_axis, codes.shape))
 
 
+# Ops that only reshape: a BatchNormalization behind them still normalizes the op's output.
+_SHAPE_OPS = {"Reshape", "Identity", "Squeeze", "Unsqueeze", "Transpose", "Flatten"}
+
+
+def _feeds_batchnorm(node, consumers: dict) -> bool:
+    """Whether ``node``'s output reaches a BatchNormalization through shape-only ops.
+
+    tf2onnx fuses Conv + BatchNorm into ``*_weights_fused_bn`` weights, but not when a Reshape
+    sits between them (MobileNet's last blocks, whose feature maps are 1x1 on 32x32 input).
+    """
+    for _ in range(len(_SHAPE_OPS) + 1):  # a bounded walk: each shape op at most once in a row
+        following = consumers.get(node.output[0], [])
+        if len(following) != 1:
+            return False
+        node = following[0]
+        if node.op_type == "BatchNormalization":
+            return True
+        if node.op_type not in _SHAPE_OPS:
+            return False
+    return False
+
+
 def onnx_weights(path: Path) -> list[StoredWeight]:
     """The weight (input 1) of every Conv / MatMul / Gemm (and integer variant), in graph order.
 
@@ -232,6 +272,10 @@ def onnx_weights(path: Path) -> list[StoredWeight]:
     graph = onnx.load(str(path)).graph
     initializers = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     producers = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
     found = []
     for node in graph.node:
         if node.op_type not in ONNX_WEIGHT_OPS or len(node.input) < 2:
@@ -253,7 +297,8 @@ def onnx_weights(path: Path) -> list[StoredWeight]:
             continue
         codes, scales, zero_points, axis = quantized
         name = producer.input[0] if producer is not None else weight
-        found.append(StoredWeight(name, node.op_type, codes, scales, zero_points, axis, channel_axis))
+        found.append(StoredWeight(name, node.op_type, codes, scales, zero_points, axis, channel_axis,
+                                  batchnorm_after=_feeds_batchnorm(node, consumers)))
     return found
 
 
@@ -341,11 +386,11 @@ def _fake_quant_scale(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 
 def qat_reference(qat_model, backend: str) -> list[Reference | str]:
-    """Folded float weights and expected scales of each fake-quantized layer, in layer order.
+    """The clipped kernel, fake-quant scales and BatchNorm factor of each fake-quantized layer.
 
     Returns:
-        One :class:`Reference` per fake-quantized Conv2D / DepthwiseConv2D / Dense layer, or a
-        string saying why a layer has none (an unknown layer type or range shape).
+        One :class:`Reference` per fake-quantized Conv2D / DepthwiseConv2D / Dense layer, in
+        layer order, or a string saying why a layer has none (unknown layer type or range shape).
     """
     references: list[Reference | str] = []
     for layer in qat_model.layers:
@@ -364,14 +409,10 @@ def qat_reference(qat_model, backend: str) -> list[Reference | str]:
         if scale.size not in (1, channels):
             references.append(f"{layer.name}: fake-quant range of {scale.size} entries for {channels} channels")
             continue
-        # The fake quant clamps to its range before the converter folds and quantizes.
+        # The fake quant clamps to its (symmetric, nudged) range before anything else happens.
         clipped = np.clip(kernel, -127 * scale, 127 * scale)
-        factor = _batchnorm_factor(layer)
-        if factor is None:
-            factor = np.ones(channels)
-        folded = (clipped * factor).astype(np.float32)
-        expected = (np.broadcast_to(scale, (channels,)) * np.abs(factor)).astype(np.float32)
-        references.append(Reference(layer.name, np.transpose(folded, layout), expected))
+        references.append(Reference(layer.name, np.transpose(clipped, layout),
+                                    np.broadcast_to(scale, (channels,)).copy(), _batchnorm_factor(layer)))
     return references
 
 
@@ -389,6 +430,23 @@ def _per_tensor_expected(expected: np.ndarray, stored: StoredWeight) -> np.ndarr
     if stored.axis is None and np.all(expected == expected.flat[0]):
         return np.asarray(expected.flat[0], dtype=np.float32)
     return expected
+
+
+def _qat_weight(stored: StoredWeight, ref: Reference) -> tuple[np.ndarray, np.ndarray]:
+    """Float weights and expected scales of a QAT layer as ``stored`` holds it.
+
+    The converters fold a following BatchNorm into the weight (LiteRT always; tf2onnx unless a
+    Reshape separates them): the weight and its scale are multiplied by the per-channel factor
+    (the scale by its magnitude, so a negative gamma flips the codes, not the scale).
+    """
+    factor = ref.batchnorm_factor
+    if factor is None or stored.batchnorm_after:
+        factor = np.ones_like(ref.fake_quant_scales)
+    shape = [1] * ref.values.ndim
+    shape[stored.channel_axis] = -1
+    values = (ref.values * factor.reshape(shape)).astype(np.float32)
+    expected = (ref.fake_quant_scales * np.abs(factor)).astype(np.float32)
+    return values, _per_tensor_expected(expected, stored)
 
 
 def match(quantized: list[StoredWeight], references: list[StoredWeight | Reference | str]) -> Inspection:
@@ -412,16 +470,16 @@ def match(quantized: list[StoredWeight], references: list[StoredWeight | Referen
         if isinstance(ref, str):
             unmatched.append(ref)
             continue
-        values = ref.values
-        if values.shape != stored.values.shape:
+        if ref.values.shape != stored.values.shape:
             unmatched.append(f"{stored.name}: shape {stored.values.shape} but its reference "
-                             f"{ref.name} has {values.shape}")
+                             f"{ref.name} has {ref.values.shape}")
             continue
-        expected = getattr(ref, "expected_scales", None)
-        if expected is not None:
-            expected = _per_tensor_expected(expected, stored)
+        if isinstance(ref, Reference):
+            values, expected = _qat_weight(stored, ref)
+        else:
+            values, expected = ref.values.astype(np.float32), None
         weights.append(QuantizedWeight(
-            stored.name, stored.op, values.astype(np.float32), stored.values, stored.scales,
+            stored.name, stored.op, values, stored.values, stored.scales,
             stored.zero_points, stored.axis, stored.channel_axis, expected,
         ))
     return Inspection(weights, unmatched, float_ops)

@@ -38,6 +38,7 @@ def merged_results(previous: dict | None, current: dict) -> dict:
     merged["agreement"] = [a for a in previous.get("agreement", []) if (a["model"], a["mode"]) not in agreed] \
         + current.get("agreement", [])
     merged["models"] = {**previous.get("models", {}), **current.get("models", {})}
+    merged["harness"] = {**previous.get("harness", {}), **current.get("harness", {})}
     merged["layer_errors"] = {**previous.get("layer_errors", {}), **current.get("layer_errors", {})}
     return merged
 

@@ -69,6 +69,10 @@ class BenchSession:
         self.agreements: dict[str, dict] = {}
         # Per-layer quantization error of a case id: [{"layer", "snr_db", "rel_error"}, ...].
         self.layer_errors: dict[str, list[dict]] = {}
+        # Timing of a case id: latency_ms_b1, throughput_ips, speedup_vs_float, ...
+        self.timings: dict[str, dict] = {}
+        # Run-level measurements that belong to no case (harness overhead, speed gate verdict).
+        self.harness: dict[str, object] = {}
         self.extra_failures: list[str] = []
         self._dataset = None
         self._splits = None
@@ -188,6 +192,10 @@ class BenchSession:
             log(f"[convert] {case_id(*key3)}: reusing cached artifact {entry / filename}")
         self._artifacts[key3] = entry / filename
         return self._artifacts[key3]
+
+    def runner(self, model: str, mode: str, backend: str, threads: int | None):
+        """A freshly loaded artifact on ``threads`` threads (for timing)."""
+        return get_backend(backend).load(self.artifact(model, mode, backend), threads=threads)
 
     def logits(self, model: str, mode: str, backend: str) -> np.ndarray:
         """Test-set logits of one artifact on one backend (memoized)."""
@@ -325,7 +333,11 @@ class BenchSession:
             "dataset_sha256": self.dataset.sha256 if self._dataset else None,
             "n_test": int(len(self.splits.y_test)) if self._splits else None,
             "models": self.models_summary(),
-            "cases": sorted(self.records.values(), key=lambda r: _order(r)),
+            "cases": sorted(
+                ({**record, **self.timings.get(cid, {})} for cid, record in self.records.items()),
+                key=_order,
+            ),
+            "harness": self.harness,
             "agreement": [self.agreements[k] for k in sorted(self.agreements)],
             "layer_errors": {k: self.layer_errors[k] for k in sorted(self.layer_errors)},
         }

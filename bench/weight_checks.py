@@ -92,9 +92,28 @@ def reference_qparams(w: QuantizedWeight, rule: str) -> quantmath.QParams:
     along the stored axis or per tensor. QAT: the scales the fake-quant ranges imply, zero 0.
     """
     if w.expected_scales is not None:
-        scale = np.asarray(w.expected_scales, dtype=np.float32)
+        scale = _qat_equivalent_scales(w)
         return quantmath.QParams(scale, np.zeros(scale.shape, dtype=np.int64))
     return quantmath.choose_qparams_for_tensor(w.float_weights, "int8", symmetric=True, axis=w.axis, rule=rule)
+
+
+def _qat_equivalent_scales(w: QuantizedWeight) -> np.ndarray:
+    """The fake-quant scales, or the stored ones where they are a whole multiple of them.
+
+    A per-tensor fake quant folded with per-channel BatchNorm factors leaves each channel on a
+    grid whose largest code is below 127, and the values alone fix that grid only up to a whole
+    factor k (codes q*k at step s/k are the same values). ORT's QAT rewrite
+    (``_onnx.store_weights_as_int8``) stores the coarsest such grid; the dequantized weights are
+    identical, so a stored scale of k times the fake-quant scale is the same quantization.
+    """
+    expected = np.asarray(w.expected_scales, dtype=np.float64)
+    stored = np.asarray(w.scales, dtype=np.float64)
+    if expected.shape != stored.shape:
+        return expected.astype(np.float32)
+    factor = stored / expected
+    whole = np.rint(factor)
+    equivalent = (whole >= 1) & (np.abs(factor - whole) <= SCALE_RTOL * np.maximum(whole, 1))
+    return np.where(equivalent, stored, expected).astype(np.float32)
 
 
 def error_over_scale(w: QuantizedWeight) -> np.ndarray:

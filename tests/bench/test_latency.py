@@ -1,0 +1,132 @@
+"""Latency, throughput and int8 speedup of every artifact (marked ``latency``: CI skips them).
+
+Batch-1 latency goes through pytest-benchmark (so ``--benchmark-compare`` works against a stored
+run); throughput and the interleaved int8-vs-float speedup are measured here and written into
+results.json beside the case's accuracy.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from bench import latency
+from bench.modes import MODES
+from bench.session import case_id
+
+pytestmark = [pytest.mark.bench, pytest.mark.latency]
+
+TIMED_BACKENDS = ("litert", "onnxruntime")
+INT8_MODES = ("ptq_int8", "qat_int8")
+# Largest accepted cost of evaluating through the harness over the raw batched interpreter loop.
+HARNESS_OVERHEAD_LIMIT = 1.25
+
+
+def _skip_unless_timed(session, model: str, mode: str, backend: str) -> None:
+    if backend not in TIMED_BACKENDS:
+        pytest.skip(f"{backend}: TensorFlow's thread pool is fixed at start-up, so Keras cannot be "
+                    "timed on one thread; it is the float reference, not a deployment runtime")
+    reason = MODES.get(mode).skip_reason(backend) or session.tier.skip_reason(model, mode)
+    if reason:
+        pytest.skip(f"{case_id(model, mode, backend)}: {reason}")
+
+
+def test_latency(case, bench_session, benchmark):
+    """Batch-1 latency on one thread (pytest-benchmark), then throughput on all cores."""
+    model, mode, backend = case
+    _skip_unless_timed(bench_session, model, mode, backend)
+    images = bench_session.inputs("test", model)
+    single = bench_session.runner(model, mode, backend, threads=1)
+    one = images[:1]
+    rounds = latency.rounds_for(lambda: single.run_batch(one))
+    benchmark.extra_info.update({"model": model, "mode": mode, "backend": backend})
+    benchmark.pedantic(single.run_batch, args=(one,), rounds=rounds, iterations=1, warmup_rounds=2)
+    parallel = bench_session.runner(model, mode, backend, threads=latency.all_cores())
+    timing = bench_session.timings.setdefault(case_id(model, mode, backend), {})
+    timing["latency_ms_b1"] = 1000 * benchmark.stats.stats.median
+    timing["throughput_ips"] = latency.throughput(parallel.run_batch, images)
+    assert timing["latency_ms_b1"] > 0 and timing["throughput_ips"] > 0
+
+
+def test_int8_speedup(model_backend, bench_session):
+    """int8 against float32 of the same model and backend, interleaved; gated on VNNI CPUs."""
+    model, backend = model_backend
+    if backend not in TIMED_BACKENDS:
+        pytest.skip(f"{backend} is not timed")
+    modes = [m for m in INT8_MODES if m in bench_session.options.modes and MODES.get(m).exporter(backend)]
+    if not modes:
+        pytest.skip("no int8 mode selected for this backend")
+    one = bench_session.inputs("test", model)[:1]
+    runners = {m: bench_session.runner(model, m, backend, threads=1) for m in ["float32", *modes]}
+    calls = {m: (lambda r=r: r.run_batch(one)) for m, r in runners.items()}
+    rounds = latency.rounds_for(calls["float32"], latency.TARGET_SECONDS / 2)
+    medians = latency.interleaved_medians(calls, rounds)
+    gated, why = latency.vnni_verdict(bench_session.environment["cpu"])
+    problems = []
+    for mode in modes:
+        speedup = medians["float32"] / medians[mode]
+        timing = bench_session.timings.setdefault(case_id(model, mode, backend), {})
+        timing.update({
+            "speedup_vs_float": speedup,
+            "speedup_target": latency.SPEEDUP_TARGETS.get((backend, model)),
+            "speedup_gate": why if not gated or model not in latency.SPEEDUP_GATED_MODELS
+            else f">= {latency.INT8_SPEEDUP_FLOOR}x ({why})",
+        })
+        if gated and model in latency.SPEEDUP_GATED_MODELS and speedup < latency.INT8_SPEEDUP_FLOOR:
+            problems.append(
+                f"{case_id(model, mode, backend)}: int8 is {speedup:.2f}x the speed of float32 at "
+                f"batch 1 (float {1000 * medians['float32']:.3f} ms, int8 {1000 * medians[mode]:.3f} ms); "
+                f"on a VNNI CPU it must be at least {latency.INT8_SPEEDUP_FLOOR}x: suspect the pipeline"
+            )
+    bench_session.extra_failures.extend(problems)
+    assert not problems, "\n".join(problems)
+
+
+def test_harness_overhead(model_backend, bench_session):
+    """Evaluating through the harness costs at most 1.25x the raw batched interpreter loop."""
+    model, backend = model_backend
+    if backend != "litert":
+        pytest.skip("measured on litert, whose raw loop is the interpreter's invoke")
+    images = bench_session.inputs("test", model)
+    runner = bench_session.runner(model, "ptq_int8", backend, threads=latency.all_cores())
+    raw = _raw_batches(runner, images)
+
+    def raw_loop():
+        interpreter = runner.interpreter
+        for batch in raw:
+            interpreter.set_tensor(runner.input["index"], batch)
+            interpreter.invoke()
+            interpreter.get_tensor(runner.output["index"])
+
+    runner.predict(images)  # warm-up at the evaluation batch size
+    timings = {"harness": [], "raw": []}
+    for _ in range(3):
+        for name, call in (("harness", lambda: runner.predict(images)), ("raw", raw_loop)):
+            began = time.perf_counter()
+            call()
+            timings[name].append(time.perf_counter() - began)
+    ratio = float(np.median(timings["harness"]) / np.median(timings["raw"]))
+    bench_session.harness[f"overhead_{model}_ptq_int8_litert"] = {
+        "harness_s": float(np.median(timings["harness"])), "raw_s": float(np.median(timings["raw"])),
+        "ratio": ratio, "images": int(len(images)),
+    }
+    assert ratio <= HARNESS_OVERHEAD_LIMIT, (
+        f"{model}: harness evaluation takes {ratio:.2f}x the raw interpreter loop "
+        f"(limit {HARNESS_OVERHEAD_LIMIT}x)"
+    )
+
+
+def _raw_batches(runner, images: np.ndarray) -> list[np.ndarray]:
+    """The evaluation batches, already quantized and padded, as the raw loop would feed them."""
+    from bench.backends import EVAL_BATCH
+    from bench.backends.litert import quantize_input
+
+    batches = []
+    for start in range(0, len(images), EVAL_BATCH):
+        chunk = images[start:start + EVAL_BATCH]
+        if len(chunk) < EVAL_BATCH:
+            chunk = np.concatenate([chunk, np.zeros((EVAL_BATCH - len(chunk), *chunk.shape[1:]), chunk.dtype)])
+        batches.append(quantize_input(chunk, runner.input))
+    return batches
