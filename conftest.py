@@ -10,10 +10,17 @@ Options (all validated at start-up; an unknown name is a usage error listing the
     --update-baselines         rewrite baselines/<tier>.json from this run (shows the diff)
     --strict-env               a case not comparable with its baseline fails instead of warning
     --reports-dir DIR          where reports/<tier>/ goes (default the repository's reports/)
+    --baselines-dir DIR        where <tier>.json baselines are read and written (default baselines/)
+
+Under pytest-xdist (``-n N``) every worker runs its share of the cases in its own session and
+publishes them into the one results.json (and baselines file) under a lock; the controller, which
+runs no case, prints the summary from that merged file.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from pathlib import Path
 
@@ -37,10 +44,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--strict-env", action="store_true",
                     help="fail cases not comparable with their baseline instead of warning")
     group.addoption("--reports-dir", default=None, help="folder for <tier>/results.json and REPORT.md")
+    group.addoption("--baselines-dir", default=None,
+                    help="folder of the <tier>.json baselines (default: the repository's baselines/)")
 
 
 def _split(value: str | None) -> list[str] | None:
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why ``folder`` cannot be created or written, or None when it can (checked at start-up,
+    so a bad --reports-dir fails before the run, not after it)."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None
 
 
 def _options(config: pytest.Config):
@@ -60,6 +82,13 @@ def _options(config: pytest.Config):
         if method not in _onnx.CALIBRATION_METHODS:
             raise unknown_name("calibration method", method, list(_onnx.CALIBRATION_METHODS))
         reports = config.getoption("--reports-dir")
+        baselines_dir = config.getoption("--baselines-dir")
+        for option, folder, needed in (("--reports-dir", reports or ROOT / "reports", True),
+                                       ("--baselines-dir", baselines_dir or ROOT / "baselines",
+                                        config.getoption("--update-baselines"))):
+            problem = needed and _unwritable(Path(folder))
+            if problem:
+                raise UsageError(f"{option} {folder}: {problem}; pass {option} with a writable folder")
         return Options(
             tier=get_tier(config.getoption("--tier")),
             models=MODELS.select(_split(config.getoption("--models"))),
@@ -71,14 +100,46 @@ def _options(config: pytest.Config):
             update_baselines=config.getoption("--update-baselines"),
             strict_env=config.getoption("--strict-env"),
             command=" ".join(["pytest", *sys.argv[1:]]),
+            baselines_dir=Path(baselines_dir) if baselines_dir else ROOT / "baselines",
         )
     except BenchError as exc:
         raise pytest.UsageError(str(exc)) from None
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+class UsageError(Exception):
+    """A bad option value found while reading the options (becomes pytest's usage error)."""
+
+
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    """True in the pytest-xdist process that hands cases to workers and runs none itself."""
+    return (
+        config.pluginmanager.hasplugin("xdist")
+        and not hasattr(config, "workerinput")
+        and config.getoption("dist", default="no") != "no"
+    )
+
+
+class _WorkerOutputs:
+    """Collects, in the xdist controller, what each worker published (see publish.worker_output)."""
+
+    def __init__(self) -> None:
+        self.outputs: list[dict] = []
+
+    def pytest_testnodedown(self, node, error) -> None:
+        output = getattr(node, "workeroutput", {}).get("quantbench")
+        if output:
+            self.outputs.append(json.loads(output))
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.quantbench_options = _options(config)
     config.quantbench_session = None
+    config.quantbench_workers = None
+    if _is_xdist_controller(config):
+        config.quantbench_workers = _WorkerOutputs()
+        config.pluginmanager.register(config.quantbench_workers, "quantbench-xdist-outputs")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -109,31 +170,62 @@ def bench_session(request: pytest.FixtureRequest):
     config = request.config
     if config.quantbench_session is None:
         try:
-            config.quantbench_session = BenchSession(config.quantbench_options)
+            session = BenchSession(config.quantbench_options)
+            # The data set first: without it no case can run, so say so once and stop, rather
+            # than fail every case with the same error.
+            session.dataset  # noqa: B018
         except BenchError as exc:
-            pytest.exit(f"quantbench: {exc}", returncode=4)
+            pytest.exit(f"quantbench: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+        config.quantbench_session = session
     return config.quantbench_session
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A BenchError is a problem the user can act on: report its message, not a traceback."""
+    from bench.errors import BenchError
+
+    report = yield
+    if report.failed and call.excinfo is not None and isinstance(call.excinfo.value, BenchError):
+        report.longrepr = f"{item.nodeid}: {type(call.excinfo.value).__name__}: {call.excinfo.value}"
+    return report
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Writes results.json and REPORT.md, and the baselines when asked to."""
     from bench.errors import BenchError
-    from bench.publish import publish
+    from bench.publish import publish, worker_output
 
-    bench_session = session.config.quantbench_session
+    config = session.config
+    workers = config.quantbench_workers
+    if workers is not None:  # xdist controller: the workers published; fail if one could not
+        if any(out.get("error") for out in workers.outputs):
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+        return
+    bench_session = config.quantbench_session
     if bench_session is None or not bench_session.records:
         return
+    error = None
     try:
-        session.config.quantbench_published = publish(bench_session)
+        config.quantbench_published = publish(bench_session)
     except BenchError as exc:
-        session.config.quantbench_published = None
+        config.quantbench_published = None
+        error = str(exc)
         print(f"\nquantbench: {exc}", file=sys.stderr)
         session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+    if hasattr(config, "workeroutput"):  # xdist worker: hand the controller what it needs
+        config.workeroutput["quantbench"] = json.dumps(
+            worker_output(bench_session, config.quantbench_published, error)
+        )
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    from bench.publish import terminal_summary
+    from bench.publish import controller_summary, terminal_summary
 
+    if config.quantbench_workers is not None:
+        for line in controller_summary(config.quantbench_workers.outputs):
+            terminalreporter.write_line(line)
+        return
     bench_session = config.quantbench_session
     if bench_session is None or not bench_session.records:
         return

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tempfile
 from pathlib import Path
 
 from tabulate import tabulate
 
 from bench import atomic
 from bench import baseline as baselines
+from bench.cache import key_of
 from bench.errors import ReportError
-from bench.session import BenchSession
+from bench.session import BenchSession, _order
 
 
 @dataclasses.dataclass
@@ -33,10 +35,14 @@ def merged_results(previous: dict | None, current: dict) -> dict:
     ran = {case["id"] for case in current["cases"]}
     kept = [case for case in previous.get("cases", []) if case["id"] not in ran]
     merged = dict(current)
-    merged["cases"] = kept + current["cases"]
+    # In the session's order (model, mode, backend), whichever run or worker wrote a case.
+    merged["cases"] = sorted(kept + current["cases"], key=_order)
     agreed = {(a["model"], a["mode"]) for a in current.get("agreement", [])}
-    merged["agreement"] = [a for a in previous.get("agreement", []) if (a["model"], a["mode"]) not in agreed] \
-        + current.get("agreement", [])
+    merged["agreement"] = sorted(
+        [a for a in previous.get("agreement", []) if (a["model"], a["mode"]) not in agreed]
+        + current.get("agreement", []),
+        key=lambda a: f"{a['model']}-{a['mode']}",
+    )
     merged["models"] = {**previous.get("models", {}), **current.get("models", {})}
     merged["harness"] = {**previous.get("harness", {}), **current.get("harness", {})}
     merged["layer_errors"] = {**previous.get("layer_errors", {}), **current.get("layer_errors", {})}
@@ -50,30 +56,67 @@ def _read_previous(path: Path) -> dict | None:
         return None
 
 
+def lock_path(path: Path) -> Path:
+    """The lock guarding read-merge-write of ``path``, shared by every process on this machine.
+
+    Parallel workers (pytest-xdist) each publish their own cases into the same results.json and
+    baselines file; the lock makes each read-merge-write whole. It lives in the temporary folder,
+    keyed by the target's absolute path, so no lock file lands in the repository.
+    """
+    return Path(tempfile.gettempdir()) / f"quantbench-{key_of(str(Path(path).absolute()))}.lock"
+
+
 def publish(session: BenchSession) -> Published:
     """Writes the run's results (and baselines when updating); returns where they went.
 
+    Each file is read, merged with this run's cases and written under a lock, so workers running
+    in parallel all land in one consistent results.json (and baselines file).
+
     Raises:
-        ReportError: The reports folder cannot be written.
+        ReportError: The reports folder (or, when updating, the baselines folder) cannot be written.
     """
     from bench import report
 
     out = Path(session.options.reports_dir) / session.tier.name
     results_path = out / "results.json"
-    results = merged_results(_read_previous(results_path), session.results())
+    current = session.results()
     try:
-        atomic.write_json(results_path, results)
+        with atomic.file_lock(lock_path(results_path)):
+            results = merged_results(_read_previous(results_path), current)
+            atomic.write_json(results_path, results)
+            # Rendered under the lock too: the last writer renders the complete merged file.
+            report_path = report.write_report(results_path)
     except OSError as exc:
         raise ReportError(
-            f"cannot write {results_path} ({exc.strerror}); make the folder writable or pass "
+            f"cannot write {results_path} ({exc.strerror or exc}); make the folder writable or pass "
             "--reports-dir with one that is"
         ) from None
-    report_path = report.write_report(results_path)
     diff = None
     if session.options.update_baselines:
-        path = baselines.baseline_path(session.options.root, session.tier.name)
-        diff = baselines.write(path, baselines.merge(baselines.load_for_update(path), baselines.from_results(results)))
+        path = session.options.baseline_path()
+        try:
+            with atomic.file_lock(lock_path(path)):
+                diff = baselines.write(
+                    path, baselines.merge(baselines.load_for_update(path), baselines.from_results(results))
+                )
+        except OSError as exc:
+            raise ReportError(
+                f"cannot write {path} ({exc.strerror or exc}); make it writable or pass "
+                "--baselines-dir with a folder that is"
+            ) from None
     return Published(results_path, report_path, diff)
+
+
+def worker_output(session: BenchSession, published: Published | None, error: str | None) -> dict:
+    """What a pytest-xdist worker hands its controller for the end-of-run summary (plain data)."""
+    return {
+        "cases": sorted(session.records),
+        "extra_failures": list(session.extra_failures),
+        "results_path": str(published.results_path) if published else None,
+        "report_path": str(published.report_path) if published and published.report_path else None,
+        "baseline_diff": published.baseline_diff if published else None,
+        "error": error,
+    }
 
 
 def headline_rows(results: dict) -> list[list[str]]:
@@ -92,14 +135,52 @@ def headline_rows(results: dict) -> list[list[str]]:
 
 def terminal_summary(session: BenchSession, published: Published | None) -> list[str]:
     """Lines for the end of the pytest output: headline table, regressions, where files went."""
-    results = session.results()
+    return summary_lines(session.results(), session.extra_failures, published)
+
+
+def controller_summary(outputs: list[dict]) -> list[str]:
+    """The summary of a pytest-xdist run, printed by the controller from the merged results.json.
+
+    Args:
+        outputs: Each worker's :func:`worker_output`.
+
+    The cases are those the workers ran, read back from the results file they all merged into,
+    so the summary is the one a serial run of the same cases prints.
+    """
+    ran = {case for out in outputs for case in out["cases"]}
+    errors = [f"quantbench: {e}" for e in dict.fromkeys(out["error"] for out in outputs if out.get("error"))]
+    errors = [""] + errors if errors else []
+    paths = [out["results_path"] for out in outputs if out.get("results_path")]
+    if not ran or not paths:
+        return errors
+    try:
+        merged = json.loads(Path(paths[0]).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        return errors + ["", f"quantbench: cannot read the merged results {paths[0]} ({exc})"]
+    cases = [c for c in merged.get("cases", []) if c["id"] in ran]
+    models = {c["model"] for c in cases}
+    results = {
+        **merged,
+        "cases": cases,
+        "models": {k: v for k, v in merged.get("models", {}).items() if k in models},
+    }
+    extra = list(dict.fromkeys(m for out in outputs for m in out["extra_failures"]))
+    diffs = [out["baseline_diff"] for out in outputs if out.get("baseline_diff") is not None]
+    reports = [out["report_path"] for out in outputs if out.get("report_path")]
+    published = Published(Path(paths[0]), Path(reports[0]) if reports else None,
+                          "".join(diffs) if diffs else None)
+    return summary_lines(results, extra, published) + errors
+
+
+def summary_lines(results: dict, extra_failures: list[str], published: Published | None) -> list[str]:
+    """The summary of a results document: headline table, regressions, where files went."""
     lines = ["", "quantbench headline (litert; int8 columns: accuracy and size ratio)"]
     lines += tabulate(
         headline_rows(results),
         headers=["model", "params", "float32", "ptq_int8", "qat_int8"],
         tablefmt="github",
     ).splitlines()
-    failures = [m for r in results["cases"] for m in r.get("failures", [])] + session.extra_failures
+    failures = [m for r in results["cases"] for m in r.get("failures", [])] + list(extra_failures)
     not_comparable = [r for r in results["cases"] if r.get("status") == "not_comparable"]
     if failures:
         lines += ["", f"quantbench regressions ({len(failures)}):"] + [f"  - {m}" for m in failures]

@@ -50,6 +50,14 @@ class Options:
     update_baselines: bool = False
     strict_env: bool = False
     command: str = ""
+    # Folder of the <tier>.json baselines; None: <root>/baselines.
+    baselines_dir: Path | None = None
+
+    def baseline_path(self) -> Path:
+        """The tier's baselines file (read for the gates, written by --update-baselines)."""
+        if self.baselines_dir is not None:
+            return Path(self.baselines_dir) / f"{self.tier.name}.json"
+        return baselines.baseline_path(self.root, self.tier.name)
 
 
 def case_id(model: str, mode: str, backend: str) -> str:
@@ -84,7 +92,7 @@ class BenchSession:
 
     def _load_baseline(self) -> dict | None:
         """The tier's baselines; when updating them, an unreadable file is replaced, not fatal."""
-        path = baselines.baseline_path(self.options.root, self.tier.name)
+        path = self.options.baseline_path()
         try:
             return baselines.load(path)
         except BaselineError as exc:
@@ -163,6 +171,8 @@ class BenchSession:
         suffix = BACKENDS[backend].suffix
         key = key_of({
             "float": trained.key,
+            # A QAT artifact comes from the QAT model: retraining it must reconvert.
+            "qat": train.qat_key(trained.key, self.tier, model) if spec.uses_qat else None,
             "recipe": self.recipe_hash(model, mode),
             "backend": backend,
             "versions": environment.versions(),
@@ -344,12 +354,18 @@ class BenchSession:
 
 
 def mode_source_hash(mode: str) -> str:
-    """Hash of the mode's module and the shared conversion helpers it calls."""
-    from bench.modes import _keras, _onnx, _tflite
+    """Hash of the mode's module and of the shared conversion helpers that module uses.
 
+    Only the helpers it imports count, so a change to the ONNX helpers does not invalidate
+    LiteRT-only modes' artifacts and baselines.
+    """
     spec = MODES.get(mode)
     module = inspect.getmodule(next(v for v in spec.backends.values() if callable(v)))
-    return key_of([code_hash(m) for m in (module, _tflite, _onnx, _keras)])
+    helpers = sorted(
+        (v for v in vars(module).values() if inspect.ismodule(v) and v.__name__.startswith("bench.modes._")),
+        key=lambda m: m.__name__,
+    )
+    return key_of([code_hash(m) for m in (module, *helpers)])
 
 
 def _order(record: dict) -> tuple:

@@ -165,6 +165,76 @@ def _grid_scale(weight: np.ndarray, axis: int) -> tuple[np.ndarray, int | None] 
     return None
 
 
+def _activation_scale(tensor: str, producers: dict, initializers: dict) -> float | None:
+    """The scale of ``tensor`` when a DequantizeLinear with a constant scalar scale produced it."""
+    from onnx import numpy_helper
+
+    node = producers.get(tensor)
+    if node is None or node.op_type != "DequantizeLinear" or node.input[1] not in initializers:
+        return None
+    scale = numpy_helper.to_array(initializers[node.input[1]])
+    return float(scale) if scale.size == 1 else None
+
+
+def _quantized_bias(node, weight_scale: np.ndarray, producers: dict, initializers: dict, graph) -> list:
+    """Stores a Conv's float bias as int32 at scale input_scale * weight_scale, behind a DQ node.
+
+    ONNX Runtime fuses a QDQ Conv into an integer kernel only when *every* input, the bias too,
+    comes from a DequantizeLinear; a float bias leaves the whole Conv in float (measured: QAT
+    VGG16 at 0.68x the float speed). int32 at that scale is exactly what integer kernels add, so
+    the rounding is the one the integer model makes anyway (at most half a bias step).
+    """
+    from onnx import helper, numpy_helper
+
+    if node.op_type != "Conv" or len(node.input) < 3 or node.input[2] not in initializers:
+        return []
+    input_scale = _activation_scale(node.input[0], producers, initializers)
+    if input_scale is None:
+        return []
+    name = node.input[2]
+    bias = numpy_helper.to_array(initializers[name]).astype(np.float64)
+    scale = (input_scale * np.broadcast_to(weight_scale.astype(np.float64), bias.shape)).astype(np.float32)
+    q = np.clip(np.rint(bias / scale), np.iinfo(np.int32).min, np.iinfo(np.int32).max).astype(np.int32)
+    graph.initializer.remove(initializers[name])
+    graph.initializer.extend([
+        numpy_helper.from_array(q, f"{name}_int32"),
+        numpy_helper.from_array(scale, f"{name}_scale"),
+        numpy_helper.from_array(np.zeros(scale.shape, np.int32), f"{name}_zero_point"),
+    ])
+    node.input[2] = f"{name}_dequantized"
+    return [helper.make_node(
+        "DequantizeLinear", [f"{name}_int32", f"{name}_scale", f"{name}_zero_point"],
+        [f"{name}_dequantized"], name=f"{name}_DequantizeLinear", axis=0,
+    )]
+
+
+def _without_redundant_relus(nodes: list, initializers: dict) -> list:
+    """Drops each Relu whose only consumer is a QuantizeLinear that saturates at zero anyway.
+
+    QAT exports put the fake quant after the ReLU (Conv -> Relu -> Q); with the quantized range
+    starting at 0.0 (zero point = the type's minimum) the Q clamps negatives to the same code the
+    Relu would, so the Relu is redundant. It is also what stops ORT from fusing Conv with its
+    output Q into one integer kernel (measured: the float Conv path stayed, 0.4x float speed).
+    """
+    from onnx import numpy_helper
+
+    consumers: dict[str, list] = {}
+    for node in nodes:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    kept = []
+    for node in nodes:
+        users = consumers.get(node.output[0], []) if node.op_type == "Relu" else []
+        if len(users) == 1 and users[0].op_type == "QuantizeLinear" and len(users[0].input) > 2 \
+                and users[0].input[2] in initializers:
+            zero_point = numpy_helper.to_array(initializers[users[0].input[2]])
+            if zero_point.size == 1 and int(zero_point) == np.iinfo(zero_point.dtype).min:
+                users[0].input[0] = node.input[0]
+                continue
+        kept.append(node)
+    return kept
+
+
 def store_weights_as_int8(path: Path, what: str) -> int:
     """Rewrites a QAT export so that its fake-quantized weights are stored as int8.
 
@@ -183,6 +253,7 @@ def store_weights_as_int8(path: Path, what: str) -> int:
     model = onnx.load(str(path))
     graph = model.graph
     initializers = {init.name: init for init in graph.initializer}
+    producers = {out: node for node in graph.node for out in node.output}
     rewritten, new_nodes = 0, []
     for node in graph.node:
         axis = _WEIGHT_AXIS.get(node.op_type)
@@ -212,8 +283,10 @@ def store_weights_as_int8(path: Path, what: str) -> int:
             [f"{name}_dequantized"], name=f"{name}_DequantizeLinear", **attrs,
         ))
         node.input[1] = f"{name}_dequantized"
+        new_nodes += _quantized_bias(node, scale, producers, initializers, graph)
         new_nodes.append(node)
         rewritten += 1
+    new_nodes = _without_redundant_relus(new_nodes, initializers)
     del graph.node[:]
     graph.node.extend(new_nodes)
     onnx.checker.check_model(model)

@@ -1,0 +1,165 @@
+"""A gate proven to catch regressions: plant each one in the real session and watch it fail.
+
+Each test runs the real :class:`bench.session.BenchSession` (smoke tier, cnn, LiteRT, the shared
+trained cache) with one thing broken, and checks that the gates fail with a message naming the
+case. Planted modes replace ``ptq_int8`` in :data:`bench.modes.MODES` for one test only
+(``monkeypatch`` restores the registry entry), so budgets and size floors are the real ones.
+
+A perturbed weight scale is covered by ``tests/bench/test_reality.py::test_weight_checks_have_teeth``
+(real ptq_int8 weights, scale x(1 + 1/127): :mod:`bench.weight_checks` reports it), not repeated here.
+
+Measured on the smoke cnn (2000 test images): calibration on noise x10 costs 1.40 pp against
+float (budget 1.00 pp) and 1.60 pp against the real ptq_int8 baseline (tolerance 1.00 pp): caught
+by both gates, by a margin of 0.4-0.6 pp; a single all-zero calibration image leaves 9.9 %
+accuracy; the float model shipped as int8 has a size ratio of 1.00x (floor 2.80x).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from bench import atomic, gates
+from bench import baseline as baselines
+from bench.modes import MODES, float32, ptq_int8
+
+from .conftest import MODEL, make_session
+
+pytestmark = pytest.mark.bench
+
+CASE = f"{MODEL}-ptq_int8-litert"
+
+
+@pytest.fixture
+def plant(monkeypatch):
+    """Replaces ptq_int8's LiteRT exporter with a broken one, for this test only."""
+    original = MODES.get("ptq_int8")
+
+    def plant(exporter) -> None:
+        broken = dataclasses.replace(original, backends={**original.backends, "litert": exporter})
+        monkeypatch.setitem(MODES._entries, "ptq_int8", broken)
+
+    return plant
+
+
+def noisy_calibration(ctx, path):
+    """Calibrates on uniform noise in [0, 10) instead of images in [0, 1]."""
+    noise = np.random.default_rng(0).random(ctx.calibration.shape, dtype=np.float32) * 10
+    ptq_int8.to_tflite(dataclasses.replace(ctx, calibration=noise), path)
+
+
+def skipped_calibration(ctx, path):
+    """Calibration "skipped": the representative data set is one all-zero image."""
+    ptq_int8.to_tflite(dataclasses.replace(ctx, calibration=np.zeros_like(ctx.calibration[:1])), path)
+
+
+def float_as_int8(ctx, path):
+    """Ships the float32 model under the int8 name."""
+    float32.to_tflite(ctx, path)
+
+
+def _baseline_for(reference, mode: str, **overrides) -> dict:
+    """A baselines document holding the real ``mode`` case (its environment, data, recipe)."""
+    document = baselines.from_results(reference.session.results())
+    entry = dict(document["cases"][f"{MODEL}-{mode}-litert"], **overrides)
+    document["cases"] = {f"{MODEL}-{mode}-litert": entry}
+    return document
+
+
+def _run_planted(exporter, plant, private_cache, tmp_path, reference):
+    """Runs the ptq_int8 case with ``exporter`` planted, gated against the real case's baseline.
+
+    The baseline entry carries the planted mode's recipe hash, as if it had been recorded before
+    the calibration broke with the case definition unchanged (e.g. a broken calibration loader):
+    otherwise the baseline is "not comparable" and only the drop and size gates judge the case.
+    """
+    plant(exporter)
+    document = _baseline_for(reference, "ptq_int8",
+                             recipe_hash=reference.session.recipe_hash(MODEL, "ptq_int8"))
+    atomic.write_json(tmp_path / "baselines" / "smoke.json", document)
+    session = make_session(private_cache, tmp_path, modes=["float32", "ptq_int8"],
+                           baselines_dir=tmp_path / "baselines")
+    return session.run_case(MODEL, "ptq_int8", "litert")
+
+
+def _show(record: dict) -> None:
+    print(f"\n{record['id']}: status {record['status']}")
+    for message in record["failures"]:
+        print(f"  - {message}")
+
+
+def test_the_real_case_passes_its_gates(reference):
+    """The control: unbroken, the same case passes drop and size gates."""
+    record = reference.records["ptq_int8"]
+    assert gates.case_gates(reference.session.tier, record) == []
+
+
+def test_noise_calibration_is_caught(plant, private_cache, tmp_path, reference):
+    record = _run_planted(noisy_calibration, plant, private_cache, tmp_path, reference)
+    _show(record)
+    assert record["status"] == "failed"
+    caught = [m for m in record["failures"] if m.startswith(f"{CASE}: ")
+              and ("exceeds the budget" in m or "from the baseline" in m)]
+    assert caught, record["failures"]
+
+
+def test_skipped_calibration_is_caught(plant, private_cache, tmp_path, reference):
+    record = _run_planted(skipped_calibration, plant, private_cache, tmp_path, reference)
+    _show(record)
+    assert record["status"] == "failed"
+    assert any(m.startswith(f"{CASE}: accuracy drop ") and "exceeds the budget of 1.00 pp" in m
+               for m in record["failures"]), record["failures"]
+    assert any(m.startswith(f"{CASE}: accuracy ") and "fell" in m and "(tolerance ±1.00 pp)" in m
+               for m in record["failures"]), record["failures"]
+
+
+def test_float_model_shipped_as_int8_fails_the_size_gate(plant, private_cache, tmp_path, reference):
+    record = _run_planted(float_as_int8, plant, private_cache, tmp_path, reference)
+    _show(record)
+    assert record["status"] == "failed"
+    expected = gates.size_ratio_fails(CASE, 1.0, 2.8, record["size_bytes"], record["float_size_bytes"])
+    assert record["size_ratio"] == 1.0
+    assert expected in record["failures"], record["failures"]
+    assert "is the model really quantized?" in expected
+
+
+@pytest.mark.parametrize("mode", ["float32", "ptq_int8"])
+def test_baseline_raised_two_points_is_caught(mode, reference, trained_cache, tmp_path):
+    measured = reference.records[mode]["accuracy"]
+    folder = tmp_path / "baselines"
+    # The control: the true baseline passes.
+    atomic.write_json(folder / "smoke.json", _baseline_for(reference, mode))
+    session = make_session(trained_cache.root, tmp_path, modes=["float32", mode], baselines_dir=folder)
+    assert session.run_case(MODEL, mode, "litert")["status"] == "passed"
+    # Two points more than was measured.
+    raised = _baseline_for(reference, mode, accuracy=round(measured + 0.02, 6))
+    atomic.write_json(folder / "smoke.json", raised)
+    session = make_session(trained_cache.root, tmp_path, modes=["float32", mode], baselines_dir=folder)
+    record = session.run_case(MODEL, mode, "litert")
+    _show(record)
+    assert record["status"] == "failed"
+    case = f"{MODEL}-{mode}-litert"
+    assert record["failures"] == [
+        f"{case}: accuracy {100 * measured:.2f} % fell 2.00 pp from the baseline "
+        f"{100 * (measured + 0.02):.2f} % (tolerance ±1.00 pp)"
+    ]
+
+
+def test_drop_just_past_the_budget_is_caught(reference):
+    """The real case with the largest drop, against a budget 0.01 pp below that drop."""
+    record = max(reference.records.values(), key=lambda r: r["accuracy_drop_pp"])
+    tier = reference.session.tier
+    drop = record["accuracy_drop_pp"]
+    at_budget = dataclasses.replace(tier, drop_budget_pp={**tier.drop_budget_pp, record["mode"]: drop})
+    assert gates.case_gates(at_budget, record) == []
+    budget = round(drop - 0.01, 6)
+    below = dataclasses.replace(tier, drop_budget_pp={**tier.drop_budget_pp, record["mode"]: budget})
+    messages = gates.case_gates(below, record)
+    print(f"\n{messages}")
+    assert messages == [
+        f"{record['id']}: accuracy drop {drop:.2f} pp exceeds the budget of {budget:.2f} pp "
+        f"(float {100 * record['float_accuracy']:.2f} %, this case {100 * record['accuracy']:.2f} %, "
+        f"95 % CI of the drop [{record['drop_ci95_pp'][0]:.2f}, {record['drop_ci95_pp'][1]:.2f}] pp)"
+    ]
