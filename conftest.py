@@ -169,13 +169,21 @@ def bench_session(request: pytest.FixtureRequest):
 
     config = request.config
     if config.quantbench_session is None:
+        problem = None
         try:
             session = BenchSession(config.quantbench_options)
             # The data set first: without it no case can run, so say so once and stop, rather
             # than fail every case with the same error.
             session.dataset  # noqa: B018
         except BenchError as exc:
-            pytest.exit(f"quantbench: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+            problem = f"quantbench: {exc}"
+        if problem and hasattr(config, "workerinput"):
+            # pytest.exit in an xdist worker crashes its controller: stop this worker after this
+            # case instead (the controller then stops too) and fail the case with the message.
+            request.session.shouldstop = problem
+            pytest.fail(problem, pytrace=False)
+        if problem:
+            pytest.exit(problem, returncode=pytest.ExitCode.USAGE_ERROR)
         config.quantbench_session = session
     return config.quantbench_session
 

@@ -46,7 +46,7 @@ def _tier(posargs: list[str]) -> str:
 def tests(session: nox.Session) -> None:
     """Unit and property tests, then the smoke bench (no latency cases): what CI runs."""
     _install(session)
-    session.run("pytest", *STRICT, "-m", "not latency", "tests", *session.posargs)
+    session.run("pytest", *STRICT, "-m", "not latency", *(session.posargs or ["tests"]))
 
 
 @nox.session(python=PYTHON, default=False)

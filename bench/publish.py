@@ -63,7 +63,7 @@ def lock_path(path: Path) -> Path:
     baselines file; the lock makes each read-merge-write whole. It lives in the temporary folder,
     keyed by the target's absolute path, so no lock file lands in the repository.
     """
-    return Path(tempfile.gettempdir()) / f"quantbench-{key_of(str(Path(path).absolute()))}.lock"
+    return Path(tempfile.gettempdir()) / f"quantbench-{key_of(str(Path(path).resolve()))}.lock"
 
 
 def publish(session: BenchSession) -> Published:

@@ -256,7 +256,7 @@ def initialize_qat_ranges(qat_model, images: np.ndarray) -> None:
     for _ in range(RANGE_PASSES):
         before = [v.numpy() for v in variables]
         qat_model(images, training=True)
-        for variable, old in zip(variables, before):
+        for variable, old in zip(variables, before, strict=True):
             variable.assign((variable.numpy() - TFMOT_EMA_DECAY * old) / (1 - TFMOT_EMA_DECAY))
 
 
@@ -346,6 +346,11 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # The epoch in progress is lost; completed epochs are in the checkpoint.
+        print("interrupted: rerun the same command to resume from the last completed epoch",
+              file=sys.stderr)
+        return 130
     return 0
 
 

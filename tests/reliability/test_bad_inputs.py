@@ -68,6 +68,20 @@ def test_bad_baselines_file_stops_the_run_with_a_message(content, expected, tmp_
     assert (folder / "smoke.json").read_text() == content  # never overwritten without asking
 
 
+def test_bad_baselines_file_under_xdist_stops_both_workers_cleanly(tmp_path):
+    """pytest.exit in an xdist worker would crash the controller (INTERNALERROR): not here."""
+    folder = tmp_path / "baselines"
+    folder.mkdir()
+    (folder / "smoke.json").write_text('{"schema": 99, "cases": {}}')
+    result = run_bench("--models", MODEL, "--modes", "float32", "--backends", "litert,onnxruntime",
+                       "-n", "2", "--baselines-dir", str(folder), cache=tmp_path / "cache",
+                       reports=tmp_path / "reports")
+    output = _assert_clear(result, pytest.ExitCode.INTERRUPTED,
+                           "smoke.json has schema 99, newer than this harness understands (1)")
+    assert "INTERNALERROR" not in output, output[-5000:]
+    print(_message(output, "Interrupted"))
+
+
 def test_reports_dir_that_is_a_file_is_a_usage_error(tmp_path):
     blocker = tmp_path / "reports"
     blocker.write_text("not a folder")

@@ -52,7 +52,7 @@ def test_one_bad_name_in_a_list_is_caught():
 def test_selection_collects_exactly_the_chosen_cases():
     result = collect("--models", "cnn", "--modes", "float32,ptq_int8", "--backends", "litert")
     assert result.returncode == 0, result.stdout + result.stderr
-    ids = [line.split("::", 1)[1] for line in result.stdout.splitlines() if "::" in line]
+    ids = [line.split("::", 1)[1] for line in result.stdout.splitlines() if "test_cases.py::" in line]
     assert ids == [
         "test_case[cnn-float32-litert]",
         "test_case[cnn-ptq_int8-litert]",
