@@ -671,6 +671,57 @@ def render_plots(plot_names: Mapping[str, str] | None) -> str:
     return "\n".join(lines).rstrip()
 
 
+def speed_rows(results: Mapping[str, Any]) -> list[list[str]]:
+    """One row per int8 case with a measured speedup against float32 on its backend."""
+    rows = []
+    for case in sorted_cases(results):
+        model, mode, backend = case_parts(case)
+        if mode == "float32" or not is_number(case.get("speedup_vs_float")):
+            continue
+        reference = find_case(results, model, "float32", backend) or {}
+        target = case.get("speedup_target")
+        rows.append([
+            model, mode, backend,
+            format_milliseconds(reference.get("latency_ms_b1")),
+            format_milliseconds(case.get("latency_ms_b1")),
+            format_ratio(case["speedup_vs_float"]),
+            format_ratio(target) if is_number(target) else "n/a",
+            case.get("speedup_gate") or "n/a",
+        ])
+    return rows
+
+
+def harness_rows(results: Mapping[str, Any]) -> list[list[str]]:
+    rows = []
+    for name, entry in sorted((results.get("harness") or {}).items()):
+        if isinstance(entry, Mapping) and is_number(entry.get("ratio")):
+            rows.append([name, format_count(entry.get("images")), f"{entry.get('raw_s', 0):.3f}",
+                         f"{entry.get('harness_s', 0):.3f}", format_ratio(entry["ratio"])])
+    return rows
+
+
+def render_speed(results: Mapping[str, Any]) -> str:
+    """int8 against float32 at batch 1 (interleaved timing), and the harness's own overhead."""
+    rows = speed_rows(results)
+    if not rows:
+        return "## int8 speed\n\nNo latency was measured in this run (run `nox -s bench`)."
+    lines = [
+        "## int8 speed",
+        "",
+        "Batch 1, one thread; float32 and int8 timed in turn each round (medians), so machine drift "
+        "cancels in the speedup. Targets are the project's benchmark goals, not test assertions; the "
+        "gate column says what the test asserted.",
+        "",
+        markdown_table(("model", "mode", "backend", "float32 ms", "int8 ms", "speedup", "target", "gate"), rows),
+    ]
+    overhead = harness_rows(results)
+    if overhead:
+        lines += ["", "Harness overhead: evaluating the test images through the harness against the raw "
+                  "batched interpreter loop (limit 1.25x).", "",
+                  markdown_table(("measurement", "images", "raw s", "harness s", "ratio"), overhead)]
+    return "\n".join(lines)
+
+
 def render_markdown(results: Mapping[str, Any], plot_names: Mapping[str, str] | None = None) -> str:
     """Renders the whole report.
 
@@ -683,7 +734,7 @@ def render_markdown(results: Mapping[str, Any], plot_names: Mapping[str, str] | 
         Markdown text ending with a newline.
     """
     sections = [render_title(results), render_headline(results), render_full_matrix(results),
-                render_backend_comparison(results), render_worst_layers(results),
+                render_speed(results), render_backend_comparison(results), render_worst_layers(results),
                 render_failures(results), render_environment(results), render_plots(plot_names)]
     return "\n\n".join(sections) + "\n"
 
