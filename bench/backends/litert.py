@@ -31,7 +31,13 @@ def quantize_input(images: np.ndarray, detail: dict) -> np.ndarray:
         return images.astype(dtype)
     scale, zero_point = detail["quantization"]
     info = np.iinfo(dtype)
-    return np.clip(np.rint(images / scale) + zero_point, info.min, info.max).astype(dtype)
+    # In place on one float32 buffer: for the small cnn the whole evaluation takes ~15 ms per
+    # 1,000 images, so temporaries here are a visible share of the harness's cost.
+    buffer = np.multiply(images, np.float32(1.0 / scale), dtype=np.float32)
+    np.rint(buffer, out=buffer)
+    buffer += np.float32(zero_point)
+    np.clip(buffer, info.min, info.max, out=buffer)
+    return buffer.astype(dtype)
 
 
 def dequantize_output(values: np.ndarray, detail: dict) -> np.ndarray:

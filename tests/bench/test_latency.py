@@ -22,6 +22,10 @@ TIMED_BACKENDS = ("litert", "onnxruntime")
 INT8_MODES = ("ptq_int8", "qat_int8")
 # Largest accepted cost of evaluating through the harness over the raw batched interpreter loop.
 HARNESS_OVERHEAD_LIMIT = 1.25
+# Interleaved rounds of the overhead measurement. The minimum estimates the intrinsic cost: on a
+# shared 2-core machine disturbances only ever add time (the cnn's whole pass is ~30 ms, so one
+# preempted round moved the median ratio from 1.03x to 1.5x in a measured run).
+HARNESS_ROUNDS = 15
 
 
 def _skip_unless_timed(session, model: str, mode: str, backend: str) -> None:
@@ -113,14 +117,14 @@ def test_harness_overhead(model_backend, bench_session):
 
     runner.predict(images)  # warm-up at the evaluation batch size
     timings = {"harness": [], "raw": []}
-    for _ in range(3):
+    for _ in range(HARNESS_ROUNDS):
         for name, call in (("harness", lambda: runner.predict(images)), ("raw", raw_loop)):
             began = time.perf_counter()
             call()
             timings[name].append(time.perf_counter() - began)
-    ratio = float(np.median(timings["harness"]) / np.median(timings["raw"]))
+    ratio = float(np.min(timings["harness"]) / np.min(timings["raw"]))
     bench_session.harness[f"overhead_{model}_ptq_int8_litert"] = {
-        "harness_s": float(np.median(timings["harness"])), "raw_s": float(np.median(timings["raw"])),
+        "harness_s": float(np.min(timings["harness"])), "raw_s": float(np.min(timings["raw"])),
         "ratio": ratio, "images": int(len(images)),
     }
     assert ratio <= HARNESS_OVERHEAD_LIMIT, (
