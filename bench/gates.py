@@ -82,9 +82,22 @@ def qat_vs_ptq_fails(model: str, backend: str, qat_acc: float, ptq_acc: float,
     )
 
 
+def float_accuracy_fails(case_id: str, acc: float, minimum: float | None, tier: str) -> str | None:
+    """Fails when a float32 model did not reach the tier's accuracy floor."""
+    if minimum is None or acc >= minimum - 1e-9:
+        return None
+    return (
+        f"{case_id}: float32 accuracy {100 * acc:.2f} % is below the {tier} tier's floor "
+        f"{100 * minimum:.2f} %: the model did not learn enough; check the training recipe"
+    )
+
+
 def case_gates(tier: Tier, record: dict) -> list[str]:
-    """The gates every case has, from its own record: drop budget and size ratio."""
+    """The gates every case has, from its own record: float floor, drop budget, size ratio."""
     messages = [
+        float_accuracy_fails(record["id"], record["accuracy"],
+                             tier.min_float_accuracy.get(record["model"]), tier.name)
+        if record["mode"] == "float32" else None,
         drop_fails(record["id"], record["accuracy_drop_pp"], tuple(record["drop_ci95_pp"]),
                    tier.drop_budget_pp[record["mode"]], record["float_accuracy"], record["accuracy"]),
         size_ratio_fails(record["id"], record["size_ratio"],

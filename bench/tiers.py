@@ -72,6 +72,7 @@ class Tier:
         accuracy_tolerance_pp: Largest accepted move of a case's accuracy from its baseline.
         size_tolerance: Largest accepted relative move of an artifact's size from its baseline.
         skip: ``model-mode`` -> why the tier does not run that combination (a pytest skip).
+        min_float_accuracy: Float32 accuracy each model must reach (a float32 case's gate).
     """
 
     name: str
@@ -85,6 +86,7 @@ class Tier:
     accuracy_tolerance_pp: float
     size_tolerance: float
     skip: dict[str, str] = dataclasses.field(default_factory=dict)
+    min_float_accuracy: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def skip_reason(self, model: str, mode: str) -> str | None:
         return self.skip.get(f"{model}-{mode}")
@@ -167,6 +169,8 @@ SMOKE = Tier(
     accuracy_tolerance_pp=1.0,
     size_tolerance=0.02,
     skip=SLOW_INT16X8,
+    # Every model must really learn, even in a few smoke epochs (chance is 10 %).
+    min_float_accuracy={"cnn": 0.70, "mobilenet": 0.70, "vgg16": 0.70},
 )
 
 FULL = Tier(
@@ -198,6 +202,9 @@ FULL = Tier(
     accuracy_tolerance_pp=0.5,
     size_tolerance=0.02,
     skip=SLOW_INT16X8,
+    # The project's targets: published anchors for these architectures on Fashion-MNIST are
+    # 92.6-95 %; the reference report reached 88.4 / 85.7 / 82.2 %.
+    min_float_accuracy={"cnn": 0.91, "mobilenet": 0.92, "vgg16": 0.93},
 )
 
 TIERS = {tier.name: tier for tier in (SMOKE, FULL)}

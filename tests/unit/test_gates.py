@@ -169,3 +169,13 @@ def test_case_gates_uses_the_backend_override():
     assert gates.case_gates(SMOKE, record(backend="onnxruntime", size_ratio=2.6)) == []
     assert len(gates.case_gates(SMOKE, record(backend="litert", size_ratio=2.6))) == 1
     assert gates.case_gates(SMOKE, record(backend="keras", size_ratio=1.0)) == []
+
+
+def test_float_accuracy_floor_passes_at_and_above_and_fails_below():
+    assert gates.float_accuracy_fails("cnn-float32-litert", 0.70, 0.70, "smoke") is None
+    assert gates.float_accuracy_fails("cnn-float32-litert", 0.95, None, "smoke") is None
+    message = gates.float_accuracy_fails("vgg16-float32-litert", 0.6925, 0.70, "smoke")
+    assert message == (
+        "vgg16-float32-litert: float32 accuracy 69.25 % is below the smoke tier's floor 70.00 %: "
+        "the model did not learn enough; check the training recipe"
+    )
