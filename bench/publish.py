@@ -66,6 +66,19 @@ def lock_path(path: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"quantbench-{key_of(str(Path(path).resolve()))}.lock"
 
 
+def still_runs(session: BenchSession, cid: str) -> bool:
+    """Whether a baseline entry still names a case this tier runs (else an update drops it)."""
+    from bench.backends import BACKENDS
+    from bench.models import MODELS
+    from bench.modes import MODES
+
+    model, _, rest = cid.partition("-")
+    mode, _, backend = rest.rpartition("-")
+    if model not in MODELS.names() or mode not in MODES.names() or backend not in BACKENDS:
+        return False
+    return not (MODES.get(mode).skip_reason(backend) or session.tier.skip_reason(model, mode))
+
+
 def publish(session: BenchSession) -> Published:
     """Writes the run's results (and baselines when updating); returns where they went.
 
@@ -96,9 +109,10 @@ def publish(session: BenchSession) -> Published:
         path = session.options.baseline_path()
         try:
             with atomic.file_lock(lock_path(path)):
-                diff = baselines.write(
-                    path, baselines.merge(baselines.load_for_update(path), baselines.from_results(results))
-                )
+                merged = baselines.merge(baselines.load_for_update(path), baselines.from_results(results))
+                merged["cases"] = {cid: entry for cid, entry in merged["cases"].items()
+                                   if still_runs(session, cid)}
+                diff = baselines.write(path, merged)
         except OSError as exc:
             raise ReportError(
                 f"cannot write {path} ({exc.strerror or exc}); make it writable or pass "

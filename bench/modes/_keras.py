@@ -7,6 +7,20 @@ import tempfile
 from pathlib import Path
 
 
+def _uncompiled_copy(model):
+    """The same graph and weights, never compiled.
+
+    A model just trained in this process carries its optimizer and compile configuration, one
+    loaded from the cache does not; saving either as it is made the file's size depend on whether
+    training ran in this process (measured: 156,406 vs 149,072 bytes for the smoke cnn).
+    """
+    from bench.tfsetup import keras
+
+    copy = keras.Model.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def save(model, path: Path) -> None:
     """Saves graph and weights in the Keras v3 format, atomically.
 
@@ -16,14 +30,7 @@ def save(model, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".keras")
     os.close(fd)
     try:
-        # Without the optimizer: its state would triple the file, and a model loaded from the
-        # cache has none, so sizes would depend on whether training ran in this process.
-        optimizer = getattr(model, "optimizer", None)
-        model.optimizer = None
-        try:
-            model.save(tmp)
-        finally:
-            model.optimizer = optimizer
+        _uncompiled_copy(model).save(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
