@@ -54,7 +54,9 @@ def bench(session: nox.Session) -> None:
     """The benchmark (default tier smoke; `-- --tier full` for the full table)."""
     _install(session)
     args = session.posargs or ["--tier", "smoke"]
-    session.run("pytest", *STRICT, "tests/bench", *args)
+    # Every run's timings are kept in pytest-benchmark's own JSON (.benchmarks/), so a later
+    # `nox -s bench -- --benchmark-compare` compares against the last stored run.
+    session.run("pytest", *STRICT, "--benchmark-autosave", "tests/bench", *args)
 
 
 @nox.session(python=PYTHON, default=False)
