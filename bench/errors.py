@@ -41,3 +41,13 @@ def unknown_name(kind: str, name: str, valid: list[str] | tuple[str, ...]) -> Un
     return UnknownNameError(
         f"unknown {kind} {name!r}; valid {kind}s are: {', '.join(sorted(valid))}"
     )
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none).
+
+    Runtimes raise multi-page messages; the first line says what failed, and the harness adds
+    what to do.
+    """
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

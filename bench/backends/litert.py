@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.backends import predict_batched
-from bench.errors import ArtifactError
+from bench.errors import ArtifactError, first_line
 
 name = "litert"
 suffix = ".tflite"
@@ -55,7 +55,7 @@ class LiteRTRunner:
             self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
         except Exception as exc:
             raise ArtifactError(
-                f"{path} is not a loadable .tflite model ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}); "
+                f"{path} is not a loadable .tflite model ({first_line(exc)}); "
                 "delete it so it is rebuilt"
             ) from exc
         self.input = self.interpreter.get_input_details()[0]

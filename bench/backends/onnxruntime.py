@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.backends import predict_batched
-from bench.errors import ArtifactError
+from bench.errors import ArtifactError, first_line
 
 name = "onnxruntime"
 suffix = ".onnx"
@@ -32,9 +32,8 @@ class OrtRunner:
                 str(path), sess_options=options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:
-            text = str(exc).strip()
             raise ArtifactError(
-                f"{path} is not a loadable ONNX model ({text.splitlines()[0] if text else type(exc).__name__}); "
+                f"{path} is not a loadable ONNX model ({first_line(exc)}); "
                 "delete it so it is rebuilt"
             ) from exc
         self.input_name = self.session.get_inputs()[0].name
