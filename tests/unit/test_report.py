@@ -401,3 +401,20 @@ def test_agreement_entry_with_pairs_gives_one_row_per_pair():
     text = render_markdown(results)
     assert re.search(r"litert vs onnxruntime +\| 90\.00 / 90\.00 +\| 0\.00 +\| 99\.95 +\| 1\.2e-05 +"
                      r"\| n/a / n/a ", text)
+
+
+def test_worst_layers_ignore_qat_drift():
+    """A QAT case's layers differ from float by fine-tuning too: it must not be called the worst."""
+    results = {
+        "cases": [
+            {"id": "cnn-ptq_int8-litert", "model": "cnn", "mode": "ptq_int8", "backend": "litert"},
+            {"id": "cnn-qat_int8-litert", "model": "cnn", "mode": "qat_int8", "backend": "litert"},
+        ],
+        "layer_errors": {
+            "cnn-ptq_int8-litert": [{"layer": "conv1", "snr_db": 30.0}],
+            "cnn-qat_int8-litert": [{"layer": "conv1", "snr_db": 5.0}],
+        },
+    }
+    from bench.report import worst_case_per_model
+
+    assert worst_case_per_model(results["layer_errors"], results) == {"cnn": "cnn-ptq_int8-litert"}
