@@ -181,7 +181,10 @@ FULL = Tier(
     calibration_size=500,
     train={
         "cnn": TrainRecipe(epochs=30, batch_size=128, learning_rate=3e-3, warmup_epochs=1, augment=True),
-        "mobilenet": TrainRecipe(epochs=20, batch_size=128, learning_rate=2e-3, warmup_epochs=1, augment=True),
+        # 20 epochs without label smoothing measured 91.83 % (val 92.46 %): 0.17 pp short of the
+        # target; a longer cosine schedule and label smoothing are the usual last half point.
+        "mobilenet": TrainRecipe(epochs=30, batch_size=128, learning_rate=2e-3, warmup_epochs=1,
+                                 augment=True, label_smoothing=0.1),
         "vgg16": TrainRecipe(epochs=12, batch_size=128, learning_rate=1e-4, warmup_epochs=1, augment=True),
     },
     qat={
