@@ -6,7 +6,7 @@ collects messages, so one case reports every gate it failed at once.
 
 from __future__ import annotations
 
-from bench.tiers import MIN_SIZE_RATIO, MIN_SIZE_RATIO_BY_BACKEND, Tier
+from bench.tiers import MIN_SIZE_RATIO, Tier
 
 # QAT may come out below PTQ by this much before it is called a pipeline bug: on a converged
 # model QAT should match or beat PTQ; a fraction of a point covers the few boundary images
@@ -30,8 +30,7 @@ def min_size_ratio(mode: str, model: str, backend: str) -> float | None:
     """The size gate of a case; None where there is none (float32, and Keras files)."""
     if backend == "keras":
         return None
-    override = MIN_SIZE_RATIO_BY_BACKEND.get((backend, model), {}).get(mode)
-    return override if override is not None else MIN_SIZE_RATIO.get(mode, {}).get(model)
+    return MIN_SIZE_RATIO.get(mode, {}).get(model)
 
 
 def size_ratio_fails(case_id: str, ratio: float, minimum: float | None, size: int,

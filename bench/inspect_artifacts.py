@@ -266,10 +266,11 @@ def onnx_weights(path: Path) -> list[StoredWeight]:
     weight and are left out. A quantized weight whose parameters cannot be read is listed with
     ``unreadable`` set, so that :func:`match` reports it instead of dropping it.
     """
-    import onnx
     from onnx import numpy_helper
 
-    graph = onnx.load(str(path)).graph
+    from bench.modes._onnx_names import load_named
+
+    graph = load_named(path).graph
     initializers = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     producers = {out: node for node in graph.node for out in node.output}
     consumers: dict[str, list] = {}

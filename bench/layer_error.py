@@ -9,7 +9,8 @@ and compared with ``quantmath.snr_db`` and ``quantmath.relative_error``.
   ReLU fused into the convolution in both), apart from QUANTIZE / DEQUANTIZE ops at the edges of
   some modes; those are dropped and the rest is paired by position, a pair counting only when the
   op type and the output shape agree.
-* **ONNX Runtime** (QDQ): tensors are paired by name (tf2onnx names survive ORT's quantizer);
+* **ONNX Runtime** (QDQ): tensors are paired by name (tf2onnx names survive ORT's quantizer;
+  artifacts store short names and are read back with their originals, see ``_onnx_names``);
   a QDQ tensor is read after its DequantizeLinear, i.e. with activation quantization applied.
   Exposing intermediates as graph outputs stops ORT from fusing those QDQ groups into integer
   kernels, so these numbers are those of ORT's float simulation of the QDQ graph (same scales,
@@ -134,7 +135,9 @@ def _run_onnx_with_outputs(path: Path, names: list[str], images: np.ndarray) -> 
     import onnx
     import onnxruntime as ort
 
-    model = onnx.load(str(path))
+    from bench.modes._onnx_names import load_named
+
+    model = load_named(path)
     model.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in names)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     values = session.run(names, {session.get_inputs()[0].name: images.astype(np.float32)})
@@ -143,10 +146,10 @@ def _run_onnx_with_outputs(path: Path, names: list[str], images: np.ndarray) -> 
 
 def onnx_layer_errors(float_path: Path, quantized_path: Path, images: np.ndarray) -> LayerErrors:
     """Per-layer errors of an ORT QDQ model: each float node output against its dequantized twin."""
-    import onnx
+    from bench.modes._onnx_names import load_named
 
-    float_nodes = [n for n in onnx.load(str(float_path)).graph.node if n.output]
-    quant_tensors = {out for n in onnx.load(str(quantized_path)).graph.node for out in n.output}
+    float_nodes = [n for n in load_named(float_path).graph.node if n.output]
+    quant_tensors = {out for n in load_named(quantized_path).graph.node for out in n.output}
     pairs, unmatched = [], []
     for node in float_nodes:
         name = node.output[0]

@@ -151,13 +151,13 @@ class BenchSession:
             self._qat[model] = train.qat_model(model, self.tier, self.splits, self.trained(model), self.cache)
         return self._qat[model]
 
-    def recipe_hash(self, model: str, mode: str) -> str:
+    def recipe_hash(self, model: str, mode: str, backend: str) -> str:
         """Hash of everything that defines a case: training recipe, mode code, its settings.
 
         A baseline recorded under another hash is "not comparable", not a regression.
         """
         spec = MODES.get(mode)
-        payload = {"train": self.tier.recipe_hash(model), "mode_source": mode_source_hash(mode)}
+        payload = {"train": self.tier.recipe_hash(model), "mode_source": mode_source_hash(mode, backend)}
         if spec.uses_qat:
             payload["qat"] = self.tier.qat_hash(model)
         if spec.uses_calibration:
@@ -179,7 +179,7 @@ class BenchSession:
             "float": trained.key,
             # A QAT artifact comes from the QAT model: retraining it must reconvert.
             "qat": train.qat_key(trained.key, self.tier, model) if spec.uses_qat else None,
-            "recipe": self.recipe_hash(model, mode),
+            "recipe": self.recipe_hash(model, mode, backend),
             "backend": backend,
             "versions": environment.versions(),
         })
@@ -253,7 +253,7 @@ class BenchSession:
             "size_ratio": float_size / size,
             "params": int(self.trained(model).model.count_params()),
             "n_test": int(len(labels)),
-            "recipe_hash": self.recipe_hash(model, mode),
+            "recipe_hash": self.recipe_hash(model, mode, backend),
         }
         failures = gates.case_gates(self.tier, record)
         status, notes = self._baseline_verdict(record, failures)
@@ -359,19 +359,38 @@ class BenchSession:
         }
 
 
-def mode_source_hash(mode: str) -> str:
-    """Hash of the mode's module and of the shared conversion helpers that module uses.
+def mode_source_hash(mode: str, backend: str) -> str:
+    """Hash of the mode's module and of the shared conversion helpers its ``backend`` exporter uses.
 
-    Only the helpers it imports count, so a change to the ONNX helpers does not invalidate
-    LiteRT-only modes' artifacts and baselines.
+    Only the helpers that exporter names count (and what they import in turn), so a change to the
+    ONNX helpers does not invalidate LiteRT artifacts and baselines, nor the other way round.
     """
     spec = MODES.get(mode)
-    module = inspect.getmodule(next(v for v in spec.backends.values() if callable(v)))
-    helpers = sorted(
-        (v for v in vars(module).values() if inspect.ismodule(v) and v.__name__.startswith("bench.modes._")),
-        key=lambda m: m.__name__,
-    )
-    return key_of([code_hash(m) for m in (module, *helpers)])
+    exporter = spec.exporter(backend)
+    if exporter is None:  # unsupported combination: hash the module alone
+        exporter = next(v for v in spec.backends.values() if callable(v))
+        named = set()
+    else:
+        named = set(exporter.__code__.co_names)
+    module = inspect.getmodule(exporter)
+    direct = [v for k, v in vars(module).items() if k in named and _is_helper(v)]
+    return key_of([code_hash(m) for m in (module, *_helpers_of(direct))])
+
+
+def _is_helper(value) -> bool:
+    return inspect.ismodule(value) and value.__name__.startswith("bench.modes._")
+
+
+def _helpers_of(direct: list) -> list:
+    """``direct`` and every ``bench.modes._*`` helper they import, in turn, sorted by name."""
+    found = {m.__name__: m for m in direct}
+    pending = list(direct)
+    while pending:
+        for value in vars(pending.pop()).values():
+            if _is_helper(value) and value.__name__ not in found:
+                found[value.__name__] = value
+                pending.append(value)
+    return [found[name] for name in sorted(found)]
 
 
 def _order(record: dict) -> tuple:

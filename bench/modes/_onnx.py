@@ -10,6 +10,7 @@ import numpy as np
 
 from bench import atomic
 from bench.errors import ArtifactError
+from bench.modes import _onnx_names
 
 # tf2onnx's opset: 17 is the oldest the harness accepts (per-axis QDQ and the ops of all three
 # models are stable there); ORT 1.32 runs it natively.
@@ -38,6 +39,15 @@ def export_keras(model, input_shape: tuple[int, int, int], path: Path, what: str
     except Exception as exc:  # tf2onnx raises whatever its handlers raise
         raise ArtifactError(f"tf2onnx could not export {what}: {_first_line(exc)}") from exc
     atomic.write_bytes(path, proto.SerializeToString())
+
+
+def package(path: Path) -> None:
+    """The last step of every ONNX artifact: short tensor names, originals in a sidecar.
+
+    See ``_onnx_names`` for why; the tools that need the names read them back with
+    ``_onnx_names.load_named``.
+    """
+    _onnx_names.compact_file(path)
 
 
 class _Reader:
@@ -84,7 +94,9 @@ def quantize_static(float_onnx: Path, path: Path, images: np.ndarray, method: st
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         try:
-            quant_pre_process(str(float_onnx), str(prepared), skip_symbolic_shape=True)
+            # Quantize the named graph, so that the quantized tensors inherit readable names.
+            named = _onnx_names.named_copy(float_onnx, Path(tmp) / "float.onnx")
+            quant_pre_process(str(named), str(prepared), skip_symbolic_shape=True)
 
             def write(out: str) -> None:
                 q.quantize_static(
@@ -106,11 +118,14 @@ def quantize_dynamic(float_onnx: Path, path: Path, what: str) -> None:
     """ONNX Runtime dynamic quantization: int8 weights, activations quantized at run time."""
     from onnxruntime import quantization as q
 
-    def write(out: str) -> None:
-        q.quantize_dynamic(str(float_onnx), out, weight_type=q.QuantType.QInt8, per_channel=True)
-
     try:
-        _into(path, write)
+        with tempfile.TemporaryDirectory() as tmp:
+            named = _onnx_names.named_copy(float_onnx, Path(tmp) / "float.onnx")
+
+            def write(out: str) -> None:
+                q.quantize_dynamic(str(named), out, weight_type=q.QuantType.QInt8, per_channel=True)
+
+            _into(path, write)
     except Exception as exc:
         raise ArtifactError(f"ONNX Runtime dynamic quantization of {what} failed: {_first_line(exc)}") from exc
 

@@ -17,6 +17,7 @@ def to_tflite(ctx: ExportContext, path: Path) -> None:
 
 def to_onnx(ctx: ExportContext, path: Path) -> None:
     _onnx.export_keras(ctx.float_model, ctx.input_shape, path, f"{ctx.model_name} float32")
+    _onnx.package(path)
 
 
 MODE = MODES.register(

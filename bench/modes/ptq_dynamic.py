@@ -22,6 +22,7 @@ def to_tflite(ctx: ExportContext, path: Path) -> None:
 
 def to_onnx(ctx: ExportContext, path: Path) -> None:
     _onnx.quantize_dynamic(ctx.float_onnx(), path, f"{ctx.model_name} ptq_dynamic")
+    _onnx.package(path)
 
 
 MODE = MODES.register(

@@ -24,6 +24,7 @@ def to_onnx(ctx: ExportContext, path: Path) -> None:
     _onnx.quantize_static(
         ctx.float_onnx(), path, ctx.calibration, ctx.calibration_method, f"{ctx.model_name} ptq_int8"
     )
+    _onnx.package(path)
 
 
 MODE = MODES.register(

@@ -27,6 +27,7 @@ def to_tflite(ctx: ExportContext, path: Path) -> None:
 def to_onnx(ctx: ExportContext, path: Path) -> None:
     _onnx.export_keras(ctx.qat_model(), ctx.input_shape, path, f"{ctx.model_name} qat_int8")
     _onnx.store_weights_as_int8(path, f"{ctx.model_name} qat_int8")
+    _onnx.package(path)
 
 
 MODE = MODES.register(

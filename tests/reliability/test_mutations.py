@@ -77,7 +77,7 @@ def _run_planted(exporter, plant, private_cache, tmp_path, reference):
     """
     plant(exporter)
     document = _baseline_for(reference, "ptq_int8",
-                             recipe_hash=reference.session.recipe_hash(MODEL, "ptq_int8"))
+                             recipe_hash=reference.session.recipe_hash(MODEL, "ptq_int8", "litert"))
     atomic.write_json(tmp_path / "baselines" / "smoke.json", document)
     session = make_session(private_cache, tmp_path, modes=["float32", "ptq_int8"],
                            baselines_dir=tmp_path / "baselines")

@@ -55,12 +55,12 @@ def test_size_ratio_below_the_minimum_fails_with_the_numbers():
     ("mode", "model", "backend", "expected"),
     [
         ("ptq_int8", "cnn", "litert", 2.8),
-        ("ptq_int8", "cnn", "onnxruntime", 2.5),  # the ONNX override
-        ("ptq_dynamic", "cnn", "onnxruntime", 2.5),
-        ("qat_int8", "cnn", "onnxruntime", 2.5),
-        ("ptq_int8", "vgg16", "onnxruntime", 3.9),  # no override for the big models
+        ("ptq_int8", "cnn", "onnxruntime", 2.8),  # same floor on both runtimes
+        ("ptq_dynamic", "cnn", "onnxruntime", 2.8),
+        ("qat_int8", "cnn", "onnxruntime", 2.8),
+        ("ptq_int8", "vgg16", "onnxruntime", 3.9),
         ("ptq_int8", "mobilenet", "onnxruntime", 3.6),
-        ("ptq_float16", "cnn", "onnxruntime", 1.8),  # override has no float16 entry: falls back
+        ("ptq_float16", "cnn", "onnxruntime", 1.8),
         ("ptq_float16", "vgg16", "litert", 1.95),
         ("ptq_int8", "cnn", "keras", None),  # Keras files have no size gate
         ("qat_int8", "vgg16", "keras", None),
@@ -165,8 +165,8 @@ def test_case_gates_reports_every_failure_at_once():
     assert "below the required 2.80x" in messages[1]
 
 
-def test_case_gates_uses_the_backend_override():
-    assert gates.case_gates(SMOKE, record(backend="onnxruntime", size_ratio=2.6)) == []
+def test_case_gates_hold_every_runtime_to_the_same_size_floor():
+    assert len(gates.case_gates(SMOKE, record(backend="onnxruntime", size_ratio=2.6))) == 1
     assert len(gates.case_gates(SMOKE, record(backend="litert", size_ratio=2.6))) == 1
     assert gates.case_gates(SMOKE, record(backend="keras", size_ratio=1.0)) == []
 
