@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 from bench import atomic
+from bench.errors import ArtifactError, first_line
 
 NAMES_SCHEMA = 1
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -120,7 +121,15 @@ def load_named(path: Path):
     model = onnx.load(str(path))
     sidecar = names_path(path)
     if sidecar.is_file():
-        restore(model, json.loads(sidecar.read_text()))
+        try:
+            names = json.loads(sidecar.read_text())
+            if names.get("schema") != NAMES_SCHEMA or len(names["nodes"]) != len(model.graph.node):
+                raise ValueError("it was written for another model or by another harness version")
+            restore(model, names)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ArtifactError(
+                f"{sidecar} does not fit {path} ({first_line(exc)}); delete both and rerun to rebuild them"
+            ) from exc
     return model
 
 

@@ -134,3 +134,15 @@ def test_load_named_reads_a_file_without_sidecar_as_written(tmp_path):
 @pytest.mark.parametrize("index, expected", [(0, "t0"), (35, "tz"), (36, "t10"), (1295, "tzz")])
 def test_short_names_are_base36(index, expected):
     assert _onnx_names._short(index) == expected
+
+
+@pytest.mark.parametrize("damage", ["not json", '{"schema": 1, "tensors": {}, "nodes": []}', '{"schema": 99}'])
+def test_a_sidecar_that_does_not_fit_is_a_clear_error(tmp_path, damage):
+    from bench.errors import ArtifactError
+
+    path = tmp_path / "model.onnx"
+    onnx.save(_conv_model(), str(path))
+    _onnx_names.compact_file(path)
+    _onnx_names.names_path(path).write_text(damage)
+    with pytest.raises(ArtifactError, match="delete both and rerun"):
+        _onnx_names.load_named(path)
