@@ -27,6 +27,9 @@ class TrainRecipe:
         train_size: Training images (``None``: all 55k left after validation).
         augment: Random shifts of up to 2 px and horizontal flips, drawn per epoch.
         label_smoothing: Cross-entropy label smoothing.
+        precision: ``float32``, or ``mixed_bfloat16``: Keras mixed precision (bfloat16 compute,
+            float32 weights and optimizer state). The trained weights are float32 either way,
+            and every artifact is built from a float32 model holding them.
     """
 
     epochs: int
@@ -37,6 +40,16 @@ class TrainRecipe:
     train_size: int | None = None
     augment: bool = False
     label_smoothing: float = 0.0
+    precision: str = "float32"
+
+
+# Recipe fields added after models were cached, with their defaults: a recipe that leaves them at
+# the default hashes as before, so adding a field does not throw away every trained model.
+_ADDED_LATER = {"precision": "float32"}
+
+
+def _without_defaults_added_later(recipe: dict) -> dict:
+    return {k: v for k, v in recipe.items() if k not in _ADDED_LATER or v != _ADDED_LATER[k]}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +109,7 @@ class Tier:
         payload = {
             "seed": self.seed,
             "val_size": self.val_size,
-            "train": dataclasses.asdict(self.train[model]),
+            "train": _without_defaults_added_later(dataclasses.asdict(self.train[model])),
         }
         return _hash(payload)
 
@@ -180,7 +193,11 @@ FULL = Tier(
         # target; a longer cosine schedule and label smoothing are the usual last half point.
         "mobilenet": TrainRecipe(epochs=30, batch_size=128, learning_rate=2e-3, warmup_epochs=1,
                                  augment=True, label_smoothing=0.1),
-        "vgg16": TrainRecipe(epochs=12, batch_size=128, learning_rate=1e-4, warmup_epochs=1, augment=True),
+        # 12 epochs in float32 (275 s each) stood at val 82.4 % after 4: too slow a climb for
+        # 93 %. bfloat16 mixed precision halves the epoch (measured 1.85x per step), which buys
+        # twice the epochs in the same time.
+        "vgg16": TrainRecipe(epochs=24, batch_size=128, learning_rate=1e-4, warmup_epochs=1,
+                             augment=True, precision="mixed_bfloat16"),
     },
     qat={
         "cnn": QatRecipe(epochs=2, batch_size=128, learning_rate=1e-4),
