@@ -23,20 +23,47 @@ class Published:
     baseline_diff: str | None
 
 
+# What a case gains only when its latency tests run (`nox -s bench`; `nox -s tests` skips them).
+TIMING_FIELDS = ("latency_ms_b1", "throughput_ips", "speedup_vs_float", "speedup_target", "speedup_gate")
+
+
+def _with_earlier_timings(case: dict, earlier: dict | None, measured_at: str | None) -> dict:
+    """``case`` with the timings of its earlier row, when this run did not time it.
+
+    Only for the same case definition (recipe hash); the caller checks that the machine and
+    libraries are the same. ``timings_from`` says when they were measured.
+    """
+    if earlier is None or earlier.get("recipe_hash") != case.get("recipe_hash") \
+            or any(field in case for field in TIMING_FIELDS):
+        return case
+    carried = {field: earlier[field] for field in TIMING_FIELDS if field in earlier}
+    if not carried:
+        return case
+    return {**case, **carried, "timings_from": earlier.get("timings_from") or measured_at}
+
+
 def merged_results(previous: dict | None, current: dict) -> dict:
     """Keeps cases of an earlier run of the same tier that this run did not repeat.
 
     A run restricted with --models/--modes/--backends then refreshes its own rows of the report
-    without deleting the others. Rows from a different data set or schema are dropped.
+    without deleting the others, and a run without the latency tests keeps the timings an earlier
+    run on the same machine measured for the same cases. Rows from a different data set or
+    schema are dropped.
     """
     if not previous or previous.get("schema") != current["schema"] or \
             previous.get("dataset_sha256") != current["dataset_sha256"]:
         return current
     ran = {case["id"] for case in current["cases"]}
     kept = [case for case in previous.get("cases", []) if case["id"] not in ran]
+    earlier = {case["id"]: case for case in previous.get("cases", [])}
+    same_machine = previous.get("environment") == current.get("environment")
+    repeated = [
+        _with_earlier_timings(case, earlier.get(case["id"]) if same_machine else None, previous.get("created"))
+        for case in current["cases"]
+    ]
     merged = dict(current)
     # In the session's order (model, mode, backend), whichever run or worker wrote a case.
-    merged["cases"] = sorted(kept + current["cases"], key=_order)
+    merged["cases"] = sorted(kept + repeated, key=_order)
     agreed = {(a["model"], a["mode"]) for a in current.get("agreement", [])}
     merged["agreement"] = sorted(
         [a for a in previous.get("agreement", []) if (a["model"], a["mode"]) not in agreed]

@@ -452,6 +452,10 @@ def render_full_matrix(results: Mapping[str, Any]) -> str:
     cases = sorted_cases(results)
     body = (markdown_table(MATRIX_HEADERS, [matrix_row(case) for case in cases])
             if cases else "No cases in these results.")
+    carried = sorted({case["timings_from"] for case in cases if case.get("timings_from")})
+    note = ([f"Timings of {sum(1 for c in cases if c.get('timings_from'))} cases were measured by an "
+             f"earlier run on this machine ({', '.join(carried)}) for the same case definitions; this "
+             "run did not time them.", ""] if carried else [])
     return "\n".join([
         "## Full matrix",
         "",
@@ -459,6 +463,7 @@ def render_full_matrix(results: Mapping[str, Any]) -> str:
         "with its paired 95 % interval. Size ratio and speedup are relative to float32 on the same "
         "backend. Latency at batch 1; sizes in decimal units (1 KB = 1000 B).",
         "",
+        *note,
         body,
     ])
 
