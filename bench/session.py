@@ -36,7 +36,8 @@ FLOAT_LOGIT_TOLERANCE = 1e-3
 FLOAT_AGREEMENT_FLOOR = 0.999
 # Quantized backends round differently (XNNPACK vs MLAS requantization, LiteRT's per-channel dense
 # vs ORT's), so a few boundary images flip. Measured on the smoke tier (2,000 images): static int8
-# and QAT agree on >= 99.55 % (mobilenet ptq_int8 the lowest), dynamic range on >= 97.4 %
+# and QAT agree on >= 99.55 % (mobilenet ptq_int8 the lowest; 99.95 % since its BatchNorms are
+# folded in the ONNX export, vgg16 ptq_int8 99.75 % now the lowest), dynamic range on >= 97.4 %
 # (mobilenet: ORT quantizes activations per tensor at run time, LiteRT per row). The floors sit
 # below those by about the measured spread, and far above a broken conversion (~10-50 %).
 QUANTIZED_AGREEMENT_FLOOR = {"ptq_int8": 0.99, "qat_int8": 0.99, "ptq_dynamic": 0.96}

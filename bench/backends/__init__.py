@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -66,17 +67,22 @@ def get_backend(name: str) -> Backend:
     return importlib.import_module(BACKENDS[name].module)
 
 
-def predict_batched(run_batch, images: np.ndarray, batch: int = EVAL_BATCH) -> np.ndarray:
-    """Calls ``run_batch`` on fixed-size batches; the last one is zero-padded to full size.
+def fixed_batches(images: np.ndarray, batch: int = EVAL_BATCH) -> Iterator[tuple[np.ndarray, int]]:
+    """``(chunk, real)`` per batch of ``images``; a ragged last chunk is zero-padded to ``batch``.
 
     Padding keeps one input shape for the whole pass, so an interpreter is resized and its
-    tensors allocated once, not again for the ragged last batch.
+    tensors allocated once, not again for the ragged last batch. ``real`` counts the images
+    of the chunk that are not padding. A set smaller than one batch is left as it is.
     """
-    outputs = []
     for start in range(0, len(images), batch):
         chunk = images[start:start + batch]
         real = len(chunk)
         if real < batch and len(images) > batch:
             chunk = np.concatenate([chunk, np.zeros((batch - real, *chunk.shape[1:]), chunk.dtype)])
-        outputs.append(np.asarray(run_batch(chunk))[:real])
+        yield chunk, real
+
+
+def predict_batched(run_batch, images: np.ndarray, batch: int = EVAL_BATCH) -> np.ndarray:
+    """Calls ``run_batch`` on :func:`fixed_batches` of ``images``; returns the real images' outputs."""
+    outputs = [np.asarray(run_batch(chunk))[:real] for chunk, real in fixed_batches(images, batch)]
     return np.concatenate(outputs).astype(np.float32)

@@ -160,13 +160,7 @@ _RAW_LOOPS = {"litert": _litert_raw_loop, "onnxruntime": _onnxruntime_raw_loop}
 
 
 def _padded_batches(images: np.ndarray) -> list[np.ndarray]:
-    """The evaluation batches, float32 and padded to EVAL_BATCH, as the harness feeds them."""
-    from bench.backends import EVAL_BATCH
+    """The evaluation batches, float32, exactly as the harness cuts and pads them."""
+    from bench.backends import fixed_batches
 
-    batches = []
-    for start in range(0, len(images), EVAL_BATCH):
-        chunk = images[start:start + EVAL_BATCH].astype(np.float32)
-        if len(chunk) < EVAL_BATCH:
-            chunk = np.concatenate([chunk, np.zeros((EVAL_BATCH - len(chunk), *chunk.shape[1:]), chunk.dtype)])
-        batches.append(chunk)
-    return batches
+    return [chunk.astype(np.float32) for chunk, _ in fixed_batches(images)]
