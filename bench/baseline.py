@@ -1,46 +1,65 @@
 """Versioned baselines: ``baselines/<tier>.json``, read strictly, changed only on request.
 
-Schema 1::
+Schema 2::
 
-    {"schema": 1, "tier": "smoke", "environment": {...}, "dataset_sha256": "...",
-     "cases": {"<model>-<mode>-<backend>": {"accuracy": 0.91, "size_bytes": 12345,
-                                            "accuracy_drop_pp": 0.1, "recipe_hash": "..."}}}
+    {"schema": 2, "tier": "smoke", "dataset_sha256": "...",
+     "environments": {"<id>": {fingerprint: lock hash, library versions, CPU flags}},
+     "cases": {"<model>-<mode>-<backend>": {
+         "accuracy": 0.91, "size_bytes": 12345, "accuracy_drop_pp": 0.1, "recipe_hash": "...",
+         "n_test": 2000, "correct_bits": "<base64 packed bits, test-set order>",
+         "artifact_sha256": "...", "eval_batch": 256, "environment": "<id>", ...timings}}}
 
-The loader refuses files it does not understand (bad JSON, missing keys, a newer schema) with a
-message that says what to do, and migrates older schemas step by step (``_update_to_N``), as asv
-does. Writing is atomic and prints the change as a diff, so nothing is overwritten silently.
+Each case names the environment it was measured in, so updating some cases never re-stamps the
+others. The loader refuses files it does not understand (bad JSON, missing keys, a newer schema,
+per-image bits that cannot be the record of the case's images) with a message that says what to
+do, and migrates older schemas step by step (``_update_to_N``), as asv does. Writing is atomic
+and prints what changed, case by case, so nothing is overwritten silently.
 """
 
 from __future__ import annotations
 
-import difflib
 import json
 from pathlib import Path
 
-from bench import atomic
+from bench import atomic, environment, evidence
 from bench.errors import BaselineError
 
-SCHEMA = 1
+SCHEMA = 2
 # The fields a baseline keeps of each case result; the rest of a result is run-specific.
-KEPT_FIELDS = ("accuracy", "accuracy_drop_pp", "size_bytes", "recipe_hash", "latency_ms_b1",
-               "speedup_vs_float")
-# Migrations from schema N-1 to N, applied in order; none exist yet beyond schema 1.
-_MIGRATIONS: dict[int, object] = {}
+KEPT_FIELDS = ("accuracy", "accuracy_drop_pp", "size_bytes", "recipe_hash", "n_test", "correct_bits",
+               "artifact_sha256", "eval_batch", "latency_ms_b1", "speedup_vs_float")
+
+
+def _update_to_2(payload: dict) -> dict:
+    """Schema 1 kept one environment for the whole file: every case gets it as its own."""
+    recorded = payload.pop("environment", None) or {}
+    name = environment.fingerprint_id(recorded)
+    payload["environments"] = {name: recorded}
+    for case in payload.get("cases", {}).values():
+        if isinstance(case, dict):
+            case.setdefault("environment", name)
+    payload["schema"] = 2
+    return payload
+
+
+# Migrations from schema N-1 to N, applied in order.
+_MIGRATIONS = {2: _update_to_2}
 
 
 def baseline_path(root: Path, tier: str) -> Path:
     return Path(root) / "baselines" / f"{tier}.json"
 
 
-def update_command(tier: str) -> str:
-    return f"nox -s update_baselines -- --tier {tier}"
+def update_command(tier: str, models: list[str] | None = None) -> str:
+    return f"nox -s update_baselines -- --tier {tier}" + (f" --models {','.join(models)}" if models else "")
 
 
 def load(path: Path) -> dict | None:
     """Reads a baselines file; None when it does not exist yet.
 
     Raises:
-        BaselineError: The file is not valid JSON, lacks required keys, or has an unknown schema.
+        BaselineError: The file is not valid JSON, lacks required keys, has an unknown schema,
+            or a case's per-image record is corrupt or of the wrong length.
     """
     path = Path(path)
     if not path.exists():
@@ -70,20 +89,63 @@ def load(path: Path) -> dict | None:
         payload = _MIGRATIONS[payload["schema"] + 1](payload)
     if not isinstance(payload.get("cases"), dict):
         raise BaselineError(f"{path} has no 'cases' object; regenerate it with `{update_command(path.stem)}`")
+    environments = payload.get("environments")
+    if not isinstance(environments, dict) or not all(isinstance(v, dict) for v in environments.values()):
+        raise BaselineError(f"{path} has no 'environments' object of fingerprints; restore it with "
+                            f"`git checkout {path}` or regenerate it with `{update_command(path.stem)}`")
+    for case_id, case in payload["cases"].items():
+        _check_case(path, case_id, case, environments)
     return payload
 
 
+def _check_case(path: Path, case_id: str, case: object, environments: dict) -> None:
+    """Refuses a case whose per-image record or environment reference cannot be trusted."""
+    fix = f"restore it with `git checkout {path}` or re-record the case with " \
+          f"`{update_command(path.stem, [case_id.partition('-')[0]])}`"
+    if not isinstance(case, dict):
+        raise BaselineError(f"{path}: case {case_id} is not an object; {fix}")
+    if not isinstance(case.get("environment"), str) or case["environment"] not in environments:
+        raise BaselineError(f"{path}: case {case_id} names environment {case.get('environment')!r}, "
+                            f"which the file's 'environments' lacks; {fix}")
+    if "correct_bits" in case:
+        n = case.get("n_test")
+        if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+            raise BaselineError(f"{path}: case {case_id} has per-image bits but no image count "
+                                f"('n_test'); {fix}")
+        try:
+            evidence.unpack(case["correct_bits"], n)
+        except evidence.EvidenceError as exc:
+            raise BaselineError(f"{path}: case {case_id}: its per-image record 'correct_bits' {exc}; "
+                                f"{fix}") from None
+
+
+def correct_of(path: Path, case_id: str, entry: dict, n: int):
+    """The baseline's per-image outcomes of a case, for a run of ``n`` test images.
+
+    Raises:
+        BaselineError: The entry records another number of images than this run has.
+    """
+    if entry.get("n_test") != n:
+        raise BaselineError(
+            f"{path}: case {case_id} records {entry.get('n_test')} test images, this run has {n:,}; "
+            f"the tier's test split changed: re-record with `{update_command(Path(path).stem)}`"
+        )
+    return evidence.unpack(entry["correct_bits"], n)
+
+
 def from_results(results: dict) -> dict:
-    """The baseline a results document would become."""
+    """The baseline the cases of a results document (one run, one environment) would become."""
+    name = environment.fingerprint_id(results["environment"])
     cases = {}
     for record in results["cases"]:
-        if record.get("status") in ("passed", "failed", "not_comparable"):
-            cases[record["id"]] = {k: record[k] for k in KEPT_FIELDS if record.get(k) is not None}
+        if record.get("status") in ("passed", "failed"):
+            entry = {k: record[k] for k in KEPT_FIELDS if record.get(k) is not None}
+            cases[record["id"]] = {**entry, "environment": name}
     return {
         "schema": SCHEMA,
         "tier": results["tier"],
-        "environment": results["environment"],
         "dataset_sha256": results["dataset_sha256"],
+        "environments": {name: results["environment"]},
         "cases": cases,
     }
 
@@ -97,22 +159,94 @@ def load_for_update(path: Path) -> dict | None:
 
 
 def merge(old: dict | None, new: dict) -> dict:
-    """Updates ``old`` with ``new``'s cases; cases not run this time are kept, not dropped."""
-    if old is None:
+    """``old`` with ``new``'s cases written over it; cases not run keep their entry and environment.
+
+    Cases of another data set are dropped (their per-image bits are of other images).
+    """
+    if old is None or old.get("dataset_sha256") != new["dataset_sha256"]:
         return new
-    merged = dict(new)
-    merged["cases"] = {**old.get("cases", {}), **new["cases"]}
-    return merged
+    new_cases = {cid: _with_kept_timings(cid, entry, old, new) for cid, entry in new["cases"].items()}
+    cases = {**old.get("cases", {}), **new_cases}
+    environments = {**old.get("environments", {}), **new["environments"]}
+    used = {case["environment"] for case in cases.values()}
+    return {**new, "cases": dict(sorted(cases.items())),
+            "environments": {k: v for k, v in sorted(environments.items()) if k in used}}
 
 
-def _text(payload: dict | None) -> list[str]:
-    return [] if payload is None else (json.dumps(payload, indent=2, sort_keys=True) + "\n").splitlines(True)
+TIMING_FIELDS = ("latency_ms_b1", "speedup_vs_float")
+
+
+def _with_kept_timings(case_id: str, entry: dict, old: dict, new: dict) -> dict:
+    """A re-recorded case that was not timed keeps its old timings where they still apply.
+
+    They apply when the case definition is the same and the old timings came from a CPU with the
+    same ISA flags (speedups are ratios measured on one machine; only ISA decides their kernels).
+    """
+    before = old.get("cases", {}).get(case_id)
+    if before is None or any(f in entry for f in TIMING_FIELDS) or before.get("recipe_hash") != entry.get("recipe_hash"):
+        return entry
+    old_env = old.get("environments", {}).get(before.get("environment"), {})
+    new_env = new.get("environments", {}).get(entry.get("environment"), {})
+    if not environment.same_isa(old_env, new_env):
+        return entry
+    return {**entry, **{f: before[f] for f in TIMING_FIELDS if f in before}}
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f} %"
+
+
+def _case_change(case_id: str, before: dict | None, after: dict | None, old: dict, new: dict) -> str | None:
+    """One line saying how a case's entry changed, or None when it did not change at all."""
+    if before == after:
+        return None
+    if before is None:
+        return f"+ {case_id}: added, accuracy {_pct(after.get('accuracy'))}, {after.get('size_bytes', 0):,} bytes"
+    if after is None:
+        return f"- {case_id}: removed (this tier no longer runs it)"
+    parts = []
+    if before.get("accuracy") != after.get("accuracy"):
+        parts.append(f"accuracy {_pct(before.get('accuracy'))} -> {_pct(after.get('accuracy'))}")
+    if before.get("correct_bits") != after.get("correct_bits"):
+        n = after.get("n_test")
+        if before.get("correct_bits") and after.get("correct_bits") and before.get("n_test") == n:
+            was, now = evidence.unpack(before["correct_bits"], n), evidence.unpack(after["correct_bits"], n)
+            parts.append(f"{int((was & ~now).sum())} images lost, {int((now & ~was).sum())} gained")
+        elif not after.get("correct_bits"):
+            parts.append("per-image record dropped")
+        else:
+            parts.append("per-image record added" if not before.get("correct_bits")
+                         else f"per-image record replaced ({before.get('n_test')} -> {n} images)")
+    if before.get("size_bytes") != after.get("size_bytes"):
+        parts.append(f"size {before.get('size_bytes', 0):,} -> {after.get('size_bytes', 0):,} bytes")
+    if before.get("recipe_hash") != after.get("recipe_hash"):
+        parts.append("case definition changed")
+    old_env = old.get("environments", {}).get(before.get("environment"), {})
+    new_env = new.get("environments", {}).get(after.get("environment"), {})
+    changes = environment.differences(old_env, new_env)
+    if changes:
+        parts.append("environment: " + "; ".join(changes))
+    for field in ("latency_ms_b1", "speedup_vs_float"):
+        if before.get(field) != after.get(field) and after.get(field) is not None:
+            parts.append(f"{field} {before.get(field) or 0:.3g} -> {after[field]:.3g}")
+    return f"~ {case_id}: " + ("; ".join(parts) if parts else "re-recorded, nothing measured changed")
+
+
+def case_diff(old: dict | None, new: dict) -> str:
+    """What an update changes, case by case; cases it leaves alone are counted, not listed."""
+    old = old or {"cases": {}, "environments": {}}
+    ids = sorted(set(old["cases"]) | set(new["cases"]))
+    lines = [line for cid in ids
+             if (line := _case_change(cid, old["cases"].get(cid), new["cases"].get(cid), old, new))]
+    unchanged = len(ids) - len(lines)
+    if unchanged:
+        lines.append(f"  ({unchanged} cases unchanged)")
+    return "\n".join(lines) + "\n" if lines else ""
 
 
 def write(path: Path, new: dict) -> str:
-    """Writes the baselines atomically; returns the unified diff against what was there."""
+    """Writes the baselines atomically; returns the per-case diff against what was there."""
     path = Path(path)
-    old_lines = path.read_text().splitlines(True) if path.exists() else []
-    diff = "".join(difflib.unified_diff(old_lines, _text(new), f"{path} (old)", f"{path} (new)"))
+    diff = case_diff(load_for_update(path), new)
     atomic.write_json(path, new)
     return diff

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import platform
 from importlib import metadata
@@ -20,6 +21,8 @@ PACKAGES = {
 }
 # CPU features that change which int8 kernels run, and so the speed (and rarely the rounding).
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+# The lock every nox session, tox environment and CI run installs from (exact versions, hashes).
+LOCK_FILE = Path(__file__).resolve().parents[1] / "requirements.lock"
 # The versions that decide trained weights and converted artifacts; part of every cache key.
 TRAINING_PACKAGES = ("tensorflow", "tf_keras", "tfmot", "numpy")
 
@@ -60,18 +63,33 @@ def cpu() -> dict:
     }
 
 
+@functools.lru_cache(maxsize=1)
+def lock_sha256() -> str | None:
+    """sha256 of requirements.lock (None outside a checkout): one hash for every transitive pin."""
+    return hashlib.sha256(LOCK_FILE.read_bytes()).hexdigest() if LOCK_FILE.is_file() else None
+
+
 def fingerprint() -> dict:
-    """Everything that makes two runs comparable or not."""
-    return {"python": platform.python_version(), **versions(), "cpu": cpu()}
+    """What a run's results may depend on besides the code: lock, libraries, Python, CPU."""
+    return {"python": platform.python_version(), "lock_sha256": lock_sha256(), **versions(), "cpu": cpu()}
 
 
-def comparable(recorded: dict, current: dict) -> list[str]:
-    """Differences that make results not comparable; empty when they are.
+def fingerprint_id(environment: dict) -> str:
+    """A short stable name for a fingerprint (baselines keep each distinct one once)."""
+    import json
 
-    Library versions and CPU flags count; the CPU model name and core count do not (they change
-    speed, not accuracy or size).
+    return hashlib.sha256(json.dumps(environment, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def differences(recorded: dict, current: dict) -> list[str]:
+    """How two environments differ, one phrase each; empty when they are the same.
+
+    The lock, library versions and CPU flags count; the CPU model name and core count do not
+    (they change speed, not outcomes). These explain a verdict; they never replace it.
     """
     problems = []
+    if recorded.get("lock_sha256") != current.get("lock_sha256"):
+        problems.append(f"lock {_short(recorded.get('lock_sha256'))} -> {_short(current.get('lock_sha256'))}")
     for key in PACKAGES:
         if recorded.get(key) != current.get(key):
             problems.append(f"{key} {recorded.get(key)} -> {current.get(key)}")
@@ -81,3 +99,12 @@ def comparable(recorded: dict, current: dict) -> list[str]:
         if old_flags.get(flag) != new_flags.get(flag):
             problems.append(f"cpu flag {flag} {old_flags.get(flag)} -> {new_flags.get(flag)}")
     return problems
+
+
+def same_isa(recorded: dict, current: dict) -> bool:
+    """Whether two environments' CPUs have the same int8-relevant instruction sets."""
+    return (recorded.get("cpu") or {}).get("flags") == (current.get("cpu") or {}).get("flags")
+
+
+def _short(digest: str | None) -> str:
+    return digest[:12] if digest else "none"

@@ -6,6 +6,11 @@ collects messages, so one case reports every gate it failed at once.
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
+
+from bench import metrics
 from bench.tiers import MIN_SIZE_RATIO, Tier
 
 # QAT may come out below PTQ by this much before it is called a pipeline bug: on a converged
@@ -44,21 +49,158 @@ def size_ratio_fails(case_id: str, ratio: float, minimum: float | None, size: in
     )
 
 
-def baseline_accuracy_fails(case_id: str, acc: float, baseline: float, tolerance_pp: float) -> str | None:
-    """Fails when accuracy moved more than the tier's tolerance from the stored baseline."""
-    delta_pp = 100 * (acc - baseline)
-    if abs(delta_pp) <= tolerance_pp + 1e-9:
+# The chance that an unchanged pipeline, run on another machine, has at least one case judged
+# `regressed` or `improved` by the paired test: 1 %. Each case is tested at this rate divided by
+# the number of cases judged in the run (Bonferroni), so the whole run passes with >= 99 %.
+RUN_FALSE_ALARM = 0.01
+VERDICTS = ("identical", "drift", "improved", "regressed", "no_baseline")
+# Indices of lost images shown in a regression message (all of them are in results.json).
+SHOWN_LOST_IMAGES = 8
+
+
+def per_case_alpha(cases_judged: int) -> float:
+    """The paired test's false-alarm rate for one case of a run of ``cases_judged`` cases."""
+    return RUN_FALSE_ALARM / max(1, cases_judged)
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """One case judged image by image against its baseline.
+
+    Attributes:
+        verdict: ``identical``, ``drift``, ``improved`` or ``regressed`` (see :func:`judge`).
+        lost: Images the baseline classified correctly and this run does not.
+        gained: Images this run classifies correctly and the baseline did not.
+        p_loss: Exact one-sided McNemar p-value of a loss (1.0 when nothing flipped).
+        p_gain: The same for a gain.
+        alpha: The case's false-alarm rate (:func:`per_case_alpha`).
+        ceiling_pp: Net loss above which the case regresses whatever the p-value.
+        n: Images compared.
+        lost_indices: Test-set indices of the lost images, in order.
+        causes: Differences of environment and case definition, shown beside the verdict.
+    """
+
+    verdict: str
+    lost: int
+    gained: int
+    p_loss: float
+    p_gain: float
+    alpha: float
+    ceiling_pp: float
+    n: int
+    accuracy: float
+    baseline_accuracy: float
+    lost_indices: tuple[int, ...] = ()
+    causes: tuple[str, ...] = ()
+
+    @property
+    def net_loss_pp(self) -> float:
+        return 100 * (self.lost - self.gained) / self.n
+
+    def as_dict(self) -> dict:
+        return {
+            "verdict": self.verdict, "lost": self.lost, "gained": self.gained,
+            "net_loss_pp": self.net_loss_pp, "p_loss": self.p_loss, "p_gain": self.p_gain,
+            "alpha": self.alpha, "ceiling_pp": self.ceiling_pp, "n": self.n,
+            "accuracy": self.accuracy, "baseline_accuracy": self.baseline_accuracy,
+            "lost_indices": list(self.lost_indices), "causes": list(self.causes),
+        }
+
+    def summary(self) -> str:
+        """``drift: 3 lost, 4 gained (p 0.77)``, with the likely causes after it."""
+        text = f"{self.verdict}: {self.lost} lost, {self.gained} gained against the baseline"
+        if self.lost or self.gained:
+            p = self.p_gain if self.verdict == "improved" else self.p_loss
+            text += f" (one-sided McNemar p {p:.2g}, alpha {self.alpha:.2g})"
+        if self.causes:
+            text += "; differences: " + "; ".join(self.causes)
+        return text
+
+
+def judge(current: np.ndarray, baseline: np.ndarray, alpha: float, ceiling_pp: float,
+          causes: list[str] | tuple[str, ...] = ()) -> Verdict:
+    """Compares two runs' per-image outcomes with a paired exact test.
+
+    ``identical``: every image has the same outcome. ``regressed``: the loss is significant at
+    ``alpha`` (one-sided exact McNemar) or the net loss exceeds ``ceiling_pp``. ``improved``: the
+    gain is significant. ``drift``: outcomes differ without either.
+    """
+    lost_mask = baseline & ~current
+    lost, gained = int(lost_mask.sum()), int((current & ~baseline).sum())
+    p_loss, p_gain = metrics.mcnemar_one_sided(lost, gained), metrics.mcnemar_one_sided(gained, lost)
+    n = len(current)
+    net_loss_pp = 100 * (lost - gained) / n
+    if lost == gained == 0:
+        verdict = "identical"
+    elif p_loss < alpha or net_loss_pp > ceiling_pp + 1e-9:
+        verdict = "regressed"
+    elif p_gain < alpha:
+        verdict = "improved"
+    else:
+        verdict = "drift"
+    return Verdict(verdict, lost, gained, p_loss, p_gain, alpha, ceiling_pp, n,
+                   accuracy=float(current.mean()), baseline_accuracy=float(baseline.mean()),
+                   lost_indices=tuple(int(i) for i in np.flatnonzero(lost_mask)), causes=tuple(causes))
+
+
+def verdict_fails(case_id: str, verdict: Verdict) -> str | None:
+    """Fails a regressed case, saying what was lost, how sure the test is, and why it may be."""
+    if verdict.verdict != "regressed":
         return None
-    direction = "fell" if delta_pp < 0 else "rose"
+    shown = ", ".join(str(i) for i in verdict.lost_indices[:SHOWN_LOST_IMAGES])
+    more = len(verdict.lost_indices) - SHOWN_LOST_IMAGES
+    why = (f"significant at alpha {verdict.alpha:.2g}" if verdict.p_loss < verdict.alpha
+           else f"net loss {verdict.net_loss_pp:.2f} pp over the ceiling {verdict.ceiling_pp:.2f} pp")
     return (
-        f"{case_id}: accuracy {100 * acc:.2f} % {direction} {abs(delta_pp):.2f} pp from the "
-        f"baseline {100 * baseline:.2f} % (tolerance ±{tolerance_pp:.2f} pp)"
-        + ("; if the gain is intended, update the baselines" if delta_pp > 0 else "")
+        f"{case_id}: regressed against the baseline: {verdict.lost} images lost, {verdict.gained} gained "
+        f"(net {verdict.net_loss_pp:+.2f} pp; one-sided McNemar p {verdict.p_loss:.2g}, {why}); "
+        f"accuracy {100 * verdict.accuracy:.2f} % against the baseline's "
+        f"{100 * verdict.baseline_accuracy:.2f} %; lost images {shown}"
+        + (f" and {more} more" if more > 0 else "")
+        + ("; likely causes: " + "; ".join(verdict.causes) if verdict.causes else
+           "; nothing in the environment or case definition changed")
     )
 
 
-def baseline_size_fails(case_id: str, size: int, baseline: int, tolerance: float) -> str | None:
-    """Fails when the artifact's size moved more than the relative tolerance."""
+def strict_env_fails(case_id: str, env_changes: list[str]) -> str | None:
+    """Under ``--strict-env`` an environment difference fails by itself, beside the verdict."""
+    if not env_changes:
+        return None
+    return f"{case_id}: environment differs from the baseline's (--strict-env): " + "; ".join(env_changes)
+
+
+# BATCH_INVARIANCE_DERIVATION
+BATCH_INVARIANCE_TOLERANCE = 1e-3
+
+
+def batch_dependence_fails(case_id: str, invariance: dict, declared_reason: str | None) -> str | None:
+    """Fails a case whose outputs depend on the batch while it was evaluated batched.
+
+    Args:
+        case_id: The case.
+        invariance: :meth:`bench.session.BenchSession.batch_invariance`'s record.
+        declared_reason: Why the mode says this backend is batch-dependent (None: it says not).
+    """
+    if not invariance["depends_on_batch"] or invariance["eval_batch"] == 1:
+        return None
+    return (
+        f"{case_id}: outputs depend on the batch: {invariance['sample']} images run one at a time "
+        f"differ from the batch-{invariance['eval_batch']} evaluation by up to "
+        f"{invariance['max_abs_logit_diff']:.3g} in the logits ({invariance['top1_changed']} top-1 "
+        f"changes; tolerance {BATCH_INVARIANCE_TOLERANCE:g}), so the accuracy is one no deployment "
+        "gets; declare the backend in the mode's batch_dependent (evaluated at batch 1)"
+        + (f" ({declared_reason})" if declared_reason else "")
+    )
+
+
+def baseline_size_fails(case_id: str, size: int, baseline: int, tolerance: float | None) -> str | None:
+    """Fails when the artifact's size moved: at all when ``tolerance`` is None (same lock, same
+    case definition, same CPU: the converters are deterministic), else by more than ``tolerance``."""
+    if tolerance is None:
+        if size == baseline:
+            return None
+        return (f"{case_id}: size {size:,} bytes differs from the baseline's {baseline:,} by "
+                f"{size - baseline:+,} bytes although lock, case definition and CPU are unchanged")
     change = size / baseline - 1
     if abs(change) <= tolerance + 1e-9:  # 102 / 100 - 1 is 0.020000000000000018
         return None
@@ -97,10 +239,40 @@ def case_gates(tier: Tier, record: dict) -> list[str]:
         float_accuracy_fails(record["id"], record["accuracy"],
                              tier.min_float_accuracy.get(record["model"]), tier.name)
         if record["mode"] == "float32" else None,
+        # float32 is its own reference: it is judged by the floor above and the baseline verdict.
         drop_fails(record["id"], record["accuracy_drop_pp"], tuple(record["drop_ci95_pp"]),
-                   tier.drop_budget_pp[record["mode"]], record["float_accuracy"], record["accuracy"]),
+                   tier.drop_budget_pp[record["mode"]], record["float_accuracy"], record["accuracy"])
+        if record["mode"] != "float32" else None,
         size_ratio_fails(record["id"], record["size_ratio"],
                          min_size_ratio(record["mode"], record["model"], record["backend"]),
                          record["size_bytes"], record["float_size_bytes"]),
     ]
     return [m for m in messages if m]
+
+
+# An int8 case's interleaved speedup over float32 may fall to this fraction of its baseline's
+# before it fails (compared only where the CPU's ISA flags match the baseline's). SPEEDUP_DERIVATION
+SPEEDUP_KEPT_FRACTION = 0.7
+
+
+def speedup_vs_baseline_fails(case_id: str, speedup: float, baseline: float | None,
+                              same_isa: bool) -> tuple[str | None, str]:
+    """Compares a machine-relative speedup (int8 over float32, same run) with its baseline's.
+
+    Returns:
+        ``(failure or None, verdict text)``: the text says what was compared and why, or why the
+        baseline's speedup does not apply (another CPU, none recorded).
+    """
+    if baseline is None:
+        return None, f"{speedup:.2f}x; no baseline speedup recorded"
+    if not same_isa:
+        return None, (f"{speedup:.2f}x; baseline {baseline:.2f}x was measured on a CPU with other ISA "
+                      "flags, so only the floor applies")
+    floor = SPEEDUP_KEPT_FRACTION * baseline
+    text = (f"{speedup:.2f}x against the baseline's {baseline:.2f}x "
+            f"(floor {floor:.2f}x = {SPEEDUP_KEPT_FRACTION:g} x baseline)")
+    if speedup >= floor:
+        return None, text
+    return (f"{case_id}: int8 speedup over float32 fell to {speedup:.2f}x from the baseline's "
+            f"{baseline:.2f}x (floor {floor:.2f}x, {SPEEDUP_KEPT_FRACTION:g} of it, from the measured "
+            "run-to-run spread): an int8 path got slower"), text

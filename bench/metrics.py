@@ -70,6 +70,15 @@ def mcnemar_exact(lost: int, gained: int) -> float:
     return min(1.0, 2 * tail)
 
 
+def mcnemar_one_sided(lost: int, gained: int) -> float:
+    """Exact one-sided McNemar test for a loss: P(at least ``lost`` of the discordant images go
+    against the new run | each discordant image is a fair coin). 1.0 when nothing differs."""
+    total = lost + gained
+    if total == 0:
+        return 1.0
+    return min(1.0, sum(math.comb(total, k) for k in range(lost, total + 1)) / 2**total)
+
+
 def agreement(logits_a: np.ndarray, logits_b: np.ndarray) -> float:
     """Fraction of images on which two models predict the same class."""
     return float(np.mean(np.argmax(logits_a, axis=1) == np.argmax(logits_b, axis=1)))

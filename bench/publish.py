@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from bench import atomic
+from bench import atomic, gates
 from bench import baseline as baselines
 from bench.cache import key_of
 from bench.errors import ReportError
@@ -24,7 +24,8 @@ class Published:
 
 
 # What a case gains only when its latency tests run (`nox -s bench`; `nox -s tests` skips them).
-TIMING_FIELDS = ("latency_ms_b1", "throughput_ips", "speedup_vs_float", "speedup_target", "speedup_gate")
+TIMING_FIELDS = ("latency_ms_b1", "throughput_ips", "speedup_vs_float", "speedup_target", "speedup_gate",
+                 "speedup_vs_baseline")
 
 
 def _with_earlier_timings(case: dict, earlier: dict | None, measured_at: str | None) -> dict:
@@ -57,6 +58,7 @@ def merged_results(previous: dict | None, current: dict) -> dict:
     kept = [case for case in previous.get("cases", []) if case["id"] not in ran]
     earlier = {case["id"]: case for case in previous.get("cases", [])}
     same_machine = previous.get("environment") == current.get("environment")
+    previous_environments = previous.get("environments") or {}
     repeated = [
         _with_earlier_timings(case, earlier.get(case["id"]) if same_machine else None, previous.get("created"))
         for case in current["cases"]
@@ -70,6 +72,10 @@ def merged_results(previous: dict | None, current: dict) -> dict:
         + current.get("agreement", []),
         key=lambda a: f"{a['model']}-{a['mode']}",
     )
+    # Kept rows keep the environment they were measured in.
+    used = {case.get("environment") for case in merged["cases"]}
+    merged["environments"] = {k: v for k, v in {**previous_environments, **current["environments"]}.items()
+                              if k in used}
     merged["models"] = {**previous.get("models", {}), **current.get("models", {})}
     merged["harness"] = {**previous.get("harness", {}), **current.get("harness", {})}
     merged["layer_errors"] = {**previous.get("layer_errors", {}), **current.get("layer_errors", {})}
@@ -136,7 +142,8 @@ def publish(session: BenchSession) -> Published:
         path = session.options.baseline_path()
         try:
             with atomic.file_lock(lock_path(path)):
-                merged = baselines.merge(baselines.load_for_update(path), baselines.from_results(results))
+                # Only the cases this process measured: the others keep their entries as they are.
+                merged = baselines.merge(baselines.load_for_update(path), baselines.from_results(current))
                 merged["cases"] = {cid: entry for cid, entry in merged["cases"].items()
                                    if still_runs(session, cid)}
                 diff = baselines.write(path, merged)
@@ -213,6 +220,37 @@ def controller_summary(outputs: list[dict]) -> list[str]:
     return summary_lines(results, extra, published) + errors
 
 
+def verdict_lines(cases: list[dict]) -> list[str]:
+    """The verdicts against the baseline: counted, then every case that is not ``identical``."""
+    verdicts = [c for c in cases if c.get("baseline_verdict")]
+    if not verdicts:
+        return []
+    counts: dict[str, int] = {}
+    for case in verdicts:
+        counts[case["baseline_verdict"]] = counts.get(case["baseline_verdict"], 0) + 1
+    lines = ["", "quantbench against the baseline: "
+             + ", ".join(f"{counts[v]} {v}" for v in gates.VERDICTS if v in counts)]
+    identical_despite: dict[tuple[str, ...], list[str]] = {}
+    for case in verdicts:
+        comparison = case.get("baseline_comparison")
+        if case["baseline_verdict"] != "identical" and comparison:
+            lines.append(f"  - {case['id']}: {gates.Verdict(**_verdict_fields(comparison)).summary()}"
+                         + ("; update the baselines to keep the gain" if case["baseline_verdict"] == "improved"
+                            else ""))
+        elif case["baseline_verdict"] == "identical" and comparison and comparison.get("causes"):
+            identical_despite.setdefault(tuple(comparison["causes"]), []).append(case["id"])
+    # One line per set of differences: on another machine every case shares the same ones.
+    for causes, ids in identical_despite.items():
+        lines.append(f"  - identical on every image despite {'; '.join(causes)}: "
+                     + (ids[0] if len(ids) == 1 else f"{len(ids)} cases"))
+    return lines
+
+
+def _verdict_fields(comparison: dict) -> dict:
+    fields = {f.name for f in dataclasses.fields(gates.Verdict)}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in comparison.items() if k in fields}
+
+
 def summary_lines(results: dict, extra_failures: list[str], published: Published | None) -> list[str]:
     """The summary of a results document: headline table, regressions, where files went."""
     lines = ["", "quantbench headline (litert; int8 columns: accuracy and size ratio)"]
@@ -222,13 +260,9 @@ def summary_lines(results: dict, extra_failures: list[str], published: Published
         tablefmt="github",
     ).splitlines()
     failures = [m for r in results["cases"] for m in r.get("failures", [])] + list(extra_failures)
-    not_comparable = [r for r in results["cases"] if r.get("status") == "not_comparable"]
+    lines += verdict_lines(results["cases"])
     if failures:
         lines += ["", f"quantbench regressions ({len(failures)}):"] + [f"  - {m}" for m in failures]
-    if not_comparable:
-        lines += ["", f"quantbench: {len(not_comparable)} cases not comparable with their baseline "
-                  "(warning; --strict-env makes this a failure):"]
-        lines += [f"  - {r['id']}: {'; '.join(r.get('notes', []))}" for r in not_comparable]
     if published:
         lines += ["", f"quantbench results: {published.results_path}"]
         if published.report_path:

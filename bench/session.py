@@ -7,6 +7,7 @@ cases does not matter: a case asks for what it needs and gets it.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime as dt
 import inspect
@@ -18,15 +19,21 @@ import numpy as np
 
 from bench import baseline as baselines
 from bench import data as data_mod
-from bench import environment, gates, metrics, train
+from bench import environment, evidence, gates, metrics, train
 from bench.backends import BACKENDS, get_backend
-from bench.cache import Cache, code_hash, key_of, log
+from bench.cache import Cache, code_hash, file_sha256, key_of, log
 from bench.errors import BaselineError
 from bench.models import MODELS
 from bench.modes import MODES, ExportContext
 from bench.tiers import Tier
 
-RESULTS_SCHEMA = 1
+RESULTS_SCHEMA = 2
+# Images per case whose batch-1 logits are compared with the evaluation's (batch invariance):
+# the first and last images of the pass (the last evaluation batch is the zero-padded one) and
+# a seeded draw of the rest.
+INVARIANCE_EDGE, INVARIANCE_DRAWN, INVARIANCE_SEED = 16, 16, 66
+# Lost images of the worst int8 case drawn in the report (a 4x4 grid).
+LOST_IMAGES_SHOWN = 16
 # Largest |logit| difference accepted between two float32 backends. Both run the same float32
 # graph; kernels differ in summation order (XNNPACK, MLAS, Eigen), which moves logits of order 10
 # by ~1e-5 relative. 1e-3 is two orders above that and far below any real discrepancy (a wrong
@@ -79,7 +86,10 @@ class BenchSession:
         self.tier = options.tier
         self.cache = cache or Cache()
         self.environment = environment.fingerprint()
+        self.environment_id = environment.fingerprint_id(self.environment)
         self.baseline = self._load_baseline()
+        # Cases the run judges against the baseline: the paired test's correction divides by it.
+        self.cases_judged = len(self.runnable_cases())
         self.records: dict[str, dict] = {}
         self.agreements: dict[str, dict] = {}
         # Per-layer quantization error of a case id: [{"layer", "snr_db", "rel_error"}, ...].
@@ -96,6 +106,16 @@ class BenchSession:
         self._artifacts: dict[tuple[str, str, str], Path] = {}
         self._logits: dict[tuple[str, str, str], np.ndarray] = {}
         self._inputs: dict[tuple[str, tuple], np.ndarray] = {}
+
+    def runnable_cases(self) -> list[tuple[str, str, str]]:
+        """The selected (model, mode, backend) cases that this tier and the backends can run."""
+        return [
+            (model, mode, backend)
+            for model in self.options.models
+            for mode in self.options.modes
+            for backend in self.options.backends
+            if not (MODES.get(mode).skip_reason(backend) or self.tier.skip_reason(model, mode))
+        ]
 
     def _load_baseline(self) -> dict | None:
         """The tier's baselines; when updating them, an unreadable file is replaced, not fatal."""
@@ -220,11 +240,36 @@ class BenchSession:
         if key3 not in self._logits:
             path = self.artifact(model, mode, backend)
             runner = get_backend(backend).load(path)
+            batch = MODES.get(mode).eval_batch(backend)
             began = time.perf_counter()
-            self._logits[key3] = runner.predict(self.inputs("test", model))
-            log(f"[eval] {case_id(*key3)}: {len(self.splits.y_test)} images in "
+            self._logits[key3] = runner.predict(self.inputs("test", model), batch)
+            log(f"[eval] {case_id(*key3)}: {len(self.splits.y_test)} images at batch {batch} in "
                 f"{time.perf_counter() - began:.1f}s")
         return self._logits[key3]
+
+    def batch_invariance(self, model: str, mode: str, backend: str) -> dict:
+        """Batch-1 logits of a sample of images against the same images' logits at batch 256.
+
+        Where the mode declares the backend batch-dependent, its evaluation ran at batch 1, and
+        the batched pass is made here only to measure how much the batch would have moved it.
+        """
+        from bench.backends import EVAL_BATCH
+
+        images = self.inputs("test", model)
+        sample = invariance_sample(len(images))
+        runner = get_backend(backend).load(self.artifact(model, mode, backend))
+        single = np.concatenate([np.asarray(runner.run_batch(images[i:i + 1]), np.float32) for i in sample])
+        eval_batch = MODES.get(mode).eval_batch(backend)
+        batched = (self.logits(model, mode, backend) if eval_batch == EVAL_BATCH
+                   else runner.predict(images, EVAL_BATCH))[sample]
+        diff = metrics.max_abs_diff(single, batched)
+        return {
+            "sample": int(len(sample)),
+            "eval_batch": eval_batch,
+            "max_abs_logit_diff": diff,
+            "top1_changed": int(np.sum(np.argmax(single, 1) != np.argmax(batched, 1))),
+            "depends_on_batch": diff > gates.BATCH_INVARIANCE_TOLERANCE,
+        }
 
     # ---- cases -------------------------------------------------------------------------------
 
@@ -235,8 +280,10 @@ class BenchSession:
         logits = self.logits(model, mode, backend)
         float_logits = self.logits(model, "float32", backend)
         drop = metrics.paired_drop(float_logits, logits, labels)
-        size = metrics.size_bytes(self.artifact(model, mode, backend))
+        path = self.artifact(model, mode, backend)
+        size = metrics.size_bytes(path)
         float_size = metrics.size_bytes(self.artifact(model, "float32", backend))
+        invariance = self.batch_invariance(model, mode, backend)
         record = {
             "id": cid,
             "model": model,
@@ -255,51 +302,76 @@ class BenchSession:
             "params": int(self.trained(model).model.count_params()),
             "n_test": int(len(labels)),
             "recipe_hash": self.recipe_hash(model, mode, backend),
+            "artifact_sha256": file_sha256(path),
+            "eval_batch": invariance["eval_batch"],
+            "batch_invariance": invariance,
+            "correct_bits": evidence.pack(evidence.correct(logits, labels)),
+            "environment": self.environment_id,
         }
         failures = gates.case_gates(self.tier, record)
-        status, notes = self._baseline_verdict(record, failures)
-        record["status"] = status
+        message = gates.batch_dependence_fails(cid, invariance,
+                                               MODES.get(mode).batch_dependent.get(backend))
+        if message:
+            failures.append(message)
+        record.update(self._judge(record, evidence.correct(logits, labels), failures))
+        record["status"] = "failed" if failures else "passed"
         record["failures"] = failures
-        record["notes"] = notes
         self.records[cid] = record
         return record
 
-    def _baseline_verdict(self, record: dict, failures: list[str]) -> tuple[str, list[str]]:
-        """Adds baseline failures to ``failures``; returns the status and informational notes."""
-        if self.options.update_baselines:
-            return ("failed" if failures else "passed"), ["baseline being updated"]
-        entry = (self.baseline or {}).get("cases", {}).get(record["id"])
-        if entry is None:
-            failures.append(
-                f"{record['id']}: no baseline entry in baselines/{self.tier.name}.json; create it with "
-                f"`{baselines.update_command(self.tier.name)}` and commit the file"
-            )
-            return "failed", []
-        reasons = self.not_comparable_reasons(entry, record)
-        if reasons and not self.options.strict_env:
-            return ("failed" if failures else "not_comparable"), reasons
-        if reasons:
-            failures.append(f"{record['id']}: not comparable with its baseline (--strict-env): "
-                            + "; ".join(reasons))
-        for message in (
-            gates.baseline_accuracy_fails(record["id"], record["accuracy"], entry["accuracy"],
-                                          self.tier.accuracy_tolerance_pp),
-            gates.baseline_size_fails(record["id"], record["size_bytes"], entry["size_bytes"],
-                                      self.tier.size_tolerance),
-        ):
-            if message:
-                failures.append(message)
-        return ("failed" if failures else "passed"), []
+    def baseline_entry(self, cid: str) -> tuple[dict | None, dict]:
+        """A case's baseline entry (None without one) and the environment it was measured in."""
+        entry = (self.baseline or {}).get("cases", {}).get(cid)
+        recorded = (self.baseline or {}).get("environments", {}).get(entry["environment"], {}) if entry else {}
+        return entry, recorded
 
-    def not_comparable_reasons(self, entry: dict, record: dict) -> list[str]:
-        """Why a case cannot be judged against its baseline entry (empty when it can)."""
-        reasons = []
+    def _judge(self, record: dict, correct: np.ndarray, failures: list[str]) -> dict:
+        """The case against its baseline entry: the verdict, and the baseline's failures added to
+        ``failures``. Computed on every run; differences of environment or case definition are
+        reported beside it as causes, never instead of it."""
+        cid = record["id"]
+        path = self.options.baseline_path()
+        entry, recorded_env = self.baseline_entry(cid)
+        if entry is None:
+            if not self.options.update_baselines:
+                failures.append(
+                    f"{cid}: no baseline entry in {path}; create it with "
+                    f"`{baselines.update_command(self.tier.name, [record['model']])}` and commit the file"
+                )
+            return {"baseline_verdict": "no_baseline", "baseline_comparison": None}
+        if "correct_bits" not in entry:
+            if not self.options.update_baselines:
+                failures.append(
+                    f"{cid}: the baseline entry in {path} has no per-image record (correct_bits), so "
+                    f"the case cannot be judged; re-record it with "
+                    f"`{baselines.update_command(self.tier.name, [record['model']])}`"
+                )
+            return {"baseline_verdict": "no_baseline", "baseline_comparison": None}
+        env_changes = environment.differences(recorded_env, self.environment)
+        causes = list(env_changes)
         if self.baseline.get("dataset_sha256") != self.dataset.sha256:
-            reasons.append("data set hash differs from the baseline's")
-        reasons += environment.comparable(self.baseline.get("environment", {}), self.environment)
-        if entry.get("recipe_hash") != record["recipe_hash"]:
-            reasons.append("case definition (recipe hash) changed")
-        return reasons
+            causes.append("data set hash differs from the baseline's")
+        definition_changed = entry.get("recipe_hash") != record["recipe_hash"]
+        if definition_changed:
+            causes.append("case definition (recipe hash) changed")
+        if entry.get("artifact_sha256") and entry["artifact_sha256"] != record["artifact_sha256"]:
+            causes.append("artifact bytes differ from the baseline's")
+        verdict = gates.judge(
+            correct, baselines.correct_of(path, cid, entry, len(correct)),
+            alpha=gates.per_case_alpha(self.cases_judged), ceiling_pp=self.tier.verdict_ceiling_pp,
+            causes=causes,
+        )
+        if not self.options.update_baselines:
+            exact = not (env_changes or definition_changed)
+            for message in (
+                gates.verdict_fails(cid, verdict),
+                gates.baseline_size_fails(cid, record["size_bytes"], entry["size_bytes"],
+                                          None if exact else self.tier.size_tolerance),
+                gates.strict_env_fails(cid, env_changes) if self.options.strict_env else None,
+            ):
+                if message:
+                    failures.append(message)
+        return {"baseline_verdict": verdict.verdict, "baseline_comparison": verdict.as_dict()}
 
     def agreement(self, model: str, mode: str) -> dict | None:
         """Top-1 agreement and largest logit difference between every pair of backends."""
@@ -327,6 +399,33 @@ class BenchSession:
 
     # ---- results -----------------------------------------------------------------------------
 
+    def lost_images(self) -> dict | None:
+        """The images the worst int8 case of the run got wrong where float32 got them right.
+
+        Worst: the largest drop against float32 on the same backend. The pixels (28x28 uint8,
+        base64) travel in results.json, so the report draws them without the data set.
+        """
+        int8 = [r for r in self.records.values() if MODES.get(r["mode"]).integer and r["images_lost"]]
+        if not int8:
+            return None
+        worst = max(int8, key=lambda r: (r["accuracy_drop_pp"], r["id"]))
+        model, mode, backend = worst["model"], worst["mode"], worst["backend"]
+        labels = self.splits.y_test
+        predicted = np.argmax(self.logits(model, mode, backend), axis=1)
+        float_predicted = np.argmax(self.logits(model, "float32", backend), axis=1)
+        lost = np.flatnonzero((float_predicted == labels) & (predicted != labels))[:LOST_IMAGES_SHOWN]
+        return {
+            "case": worst["id"],
+            "float_case": case_id(model, "float32", backend),
+            "images_lost": worst["images_lost"],
+            "images": [
+                {"position": int(i), "label": int(labels[i]), "predicted": int(predicted[i]),
+                 "float_predicted": int(float_predicted[i]),
+                 "pixels": base64.b64encode(self.splits.x_test[i].astype(np.uint8).tobytes()).decode("ascii")}
+                for i in lost
+            ],
+        }
+
     def models_summary(self) -> dict:
         summary = {}
         for name, trained in self._trained.items():
@@ -340,13 +439,14 @@ class BenchSession:
         return summary
 
     def results(self) -> dict:
-        """The results document (schema 1) of the cases run so far."""
+        """The results document (schema 2) of the cases run so far."""
         return {
             "schema": RESULTS_SCHEMA,
             "tier": self.tier.name,
             "created": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
             "command": self.options.command,
             "environment": self.environment,
+            "environments": {self.environment_id: self.environment},
             "dataset_sha256": self.dataset.sha256 if self._dataset else None,
             "n_test": int(len(self.splits.y_test)) if self._splits else None,
             "models": self.models_summary(),
@@ -357,7 +457,17 @@ class BenchSession:
             "harness": self.harness,
             "agreement": [self.agreements[k] for k in sorted(self.agreements)],
             "layer_errors": {k: self.layer_errors[k] for k in sorted(self.layer_errors)},
+            "lost_images": self.lost_images(),
         }
+
+
+def invariance_sample(n: int) -> np.ndarray:
+    """Sorted indices of the batch-invariance sample of ``n`` test images."""
+    edges = set(range(min(n, INVARIANCE_EDGE))) | set(range(max(0, n - INVARIANCE_EDGE), n))
+    rest = np.array(sorted(set(range(n)) - edges), dtype=int)
+    drawn = np.random.default_rng(INVARIANCE_SEED).choice(rest, min(len(rest), INVARIANCE_DRAWN),
+                                                          replace=False) if len(rest) else rest
+    return np.array(sorted(edges | {int(i) for i in drawn}), dtype=int)
 
 
 def mode_source_hash(mode: str, backend: str) -> str:

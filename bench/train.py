@@ -367,14 +367,58 @@ def qat_model(name: str, tier: Tier, splits: Splits, trained: Trained, cache: Ca
     return Trained(model, key, cached, float(meta.get("train_seconds", 0.0)), meta.get("val_accuracy"))
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that training stops the way Ctrl-C stops it.
+
+    A KeyboardInterrupt subclass: whatever already cleans up after Ctrl-C (the cache's staging
+    folders, ``finally`` blocks, libraries) does the same for SIGTERM, and ``except Exception``
+    (as around checkpoint restoring) does not swallow it.
+    """
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def _stoppable() -> Iterator[None]:
+    """Within the block, SIGINT raises KeyboardInterrupt and SIGTERM raises :class:`Terminated`.
+
+    CPython installs its KeyboardInterrupt handler only if SIGINT is not ignored at start-up, and
+    a background start (``nohup ... &``, some CI runners) ignores it; SIGTERM's default action kills
+    the process without unwinding. Either way training would not stop cleanly. The previous
+    handlers come back afterwards, for in-process callers of :func:`main`.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers, and only it runs them
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            # None: a handler not set from Python; the default is the closest we can restore.
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m bench.train --tier full [--models a,b]``: fills the cache with trained models.
 
     Trains each selected model's float and QAT weights, in order, each landing in the cache as soon
-    as it is done; an interrupted run resumes from the last epoch's checkpoint. The bench then only
-    converts and evaluates.
+    as it is done; an interrupted run (SIGINT or SIGTERM) resumes from the last epoch's checkpoint.
+    The bench then only converts and evaluates.
+
+    Returns:
+        The exit status: 0 when done, 1 on a BenchError, 128 + the signal's number when
+        interrupted (130 for SIGINT, 143 for SIGTERM).
     """
     import argparse
+    import signal
     import sys
 
     from bench import data as data_mod
@@ -386,24 +430,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default=None, help="comma-separated (default: all)")
     args = parser.parse_args(argv)
     try:
-        tier = get_tier(args.tier)
-        names = MODELS.select(args.models.split(",") if args.models else None)
-        dataset = data_mod.load()
-        splits = data_mod.split(dataset, val_size=tier.val_size, train_size=None,
-                                test_size=tier.test_size, calibration_size=tier.calibration_size,
-                                seed=tier.seed)
-        cache = Cache()
-        for name in names:
-            trained = float_model(name, tier, splits, dataset.sha256, cache)
-            qat_model(name, tier, splits, trained, cache)
+        with _stoppable():
+            tier = get_tier(args.tier)
+            names = MODELS.select(args.models.split(",") if args.models else None)
+            dataset = data_mod.load()
+            splits = data_mod.split(dataset, val_size=tier.val_size, train_size=None,
+                                    test_size=tier.test_size,
+                                    calibration_size=tier.calibration_size, seed=tier.seed)
+            cache = Cache()
+            for name in names:
+                trained = float_model(name, tier, splits, dataset.sha256, cache)
+                qat_model(name, tier, splits, trained, cache)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Terminated included
         # The epoch in progress is lost; completed epochs are in the checkpoint.
-        print("interrupted: rerun the same command to resume from the last completed epoch",
-              file=sys.stderr)
-        return 130
+        sig = exc.args[0] if isinstance(exc, Terminated) else signal.SIGINT
+        print(f"interrupted ({signal.Signals(sig).name}): rerun the same command to resume from "
+              "the last completed epoch", file=sys.stderr)
+        return 128 + sig
     return 0
 
 

@@ -24,8 +24,12 @@ EVAL_BATCH = 256
 class Runner(Protocol):
     """A loaded artifact."""
 
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        """Float32 model input ``(n, h, w, c)`` -> float32 logits ``(n, 10)``."""
+    def predict(self, images: np.ndarray, batch: int = EVAL_BATCH) -> np.ndarray:
+        """Float32 model input ``(n, h, w, c)`` -> float32 logits ``(n, 10)``, ``batch`` images
+        per invoke."""
+
+    def run_batch(self, images: np.ndarray) -> np.ndarray:
+        """One invoke on exactly ``images`` (no padding)."""
 
 
 class Backend(Protocol):

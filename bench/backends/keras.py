@@ -23,8 +23,8 @@ class KerasRunner:
     def __init__(self, model) -> None:
         self.model = model
 
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        return self.model.predict(images, batch_size=EVAL_BATCH, verbose=0).astype(np.float32)
+    def predict(self, images: np.ndarray, batch: int = EVAL_BATCH) -> np.ndarray:
+        return self.model.predict(images, batch_size=batch, verbose=0).astype(np.float32)
 
     def run_batch(self, images: np.ndarray) -> np.ndarray:
         """One direct call: ``predict`` adds ~ms of data-pipeline set-up per call."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.backends import predict_batched
+from bench.backends import EVAL_BATCH, predict_batched
 from bench.errors import ArtifactError, first_line
 
 name = "litert"
@@ -75,8 +75,8 @@ class LiteRTRunner:
         self.interpreter.invoke()
         return dequantize_output(self.interpreter.get_tensor(self.output["index"]), self.output)
 
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        return predict_batched(self.run_batch, images)
+    def predict(self, images: np.ndarray, batch: int = EVAL_BATCH) -> np.ndarray:
+        return predict_batched(self.run_batch, images, batch)
 
 
 def load(path: Path, threads: int | None = None) -> LiteRTRunner:

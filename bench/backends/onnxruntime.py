@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.backends import predict_batched
+from bench.backends import EVAL_BATCH, predict_batched
 from bench.errors import ArtifactError, first_line
 
 name = "onnxruntime"
@@ -42,8 +42,8 @@ class OrtRunner:
     def run_batch(self, images: np.ndarray) -> np.ndarray:
         return self.session.run([self.output_name], {self.input_name: images.astype(np.float32)})[0]
 
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        return predict_batched(self.run_batch, images)
+    def predict(self, images: np.ndarray, batch: int = EVAL_BATCH) -> np.ndarray:
+        return predict_batched(self.run_batch, images, batch)
 
 
 def load(path: Path, threads: int | None = None) -> OrtRunner:

@@ -53,6 +53,9 @@ class Mode:
         integer: Whether the artifact runs integer kernels (int8 speed gates apply).
         uses_qat: Whether the artifact comes from the QAT model.
         uses_calibration: Whether calibration images shape the artifact.
+        batch_dependent: Backend -> why one image's output there depends on the other images of
+            its batch. Such artifacts are evaluated one image at a time, as they are deployed;
+            every other artifact is checked to be batch-invariant (``gates.batch_dependence_fails``).
     """
 
     name: str
@@ -61,6 +64,13 @@ class Mode:
     integer: bool = False
     uses_qat: bool = False
     uses_calibration: bool = False
+    batch_dependent: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def eval_batch(self, backend: str) -> int:
+        """Images per invoke when evaluating on ``backend``: 1 where outputs depend on the batch."""
+        from bench.backends import EVAL_BATCH
+
+        return 1 if backend in self.batch_dependent else EVAL_BATCH
 
     def exporter(self, backend: str) -> Exporter | None:
         entry = self.backends.get(backend, f"{self.name} has no {backend} implementation")

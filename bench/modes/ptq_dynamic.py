@@ -35,5 +35,11 @@ MODE = MODES.register(
             "litert": to_tflite,
             "onnxruntime": to_onnx,
         },
+        # Measured (smoke cnn, 2,000 images): 84.90 % at batch 1, 85.00 % at 500, 85.10 % at 256
+        # with a zero-padded tail. LiteRT's hybrid kernels quantize per row: batch-invariant.
+        batch_dependent={
+            "onnxruntime": "ORT's dynamic quantization takes each activation's range over the whole "
+            "batch tensor (padding included), so an image's logits depend on its batch-mates",
+        },
     ),
 )

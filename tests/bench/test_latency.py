@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from bench import latency
+from bench import environment, gates, latency
 from bench.modes import MODES
 from bench.session import case_id
 
@@ -78,8 +78,15 @@ def test_int8_speedup(model_backend, bench_session):
         is_gated = gated and model in latency.SPEEDUP_GATED_MODELS
         known_cause = latency.KNOWN_SLOW.get((model, mode, backend))
         timing = bench_session.timings.setdefault(cid, {})
+        entry, recorded = bench_session.baseline_entry(cid)
+        regression, against_baseline = gates.speedup_vs_baseline_fails(
+            cid, speedup, (entry or {}).get("speedup_vs_float"),
+            environment.same_isa(recorded, bench_session.environment))
+        if regression and not bench_session.options.update_baselines:
+            problems.append(regression)
         timing.update({
             "speedup_vs_float": speedup,
+            "speedup_vs_baseline": against_baseline,
             "speedup_target": latency.SPEEDUP_TARGETS.get((backend, model)),
             "speedup_gate": (f"known slow: {known_cause}" if known_cause and is_gated
                              else f">= {latency.INT8_SPEEDUP_FLOOR}x ({why})" if is_gated else why),

@@ -5,6 +5,9 @@ starts ``python -m bench.train``, interrupts it with SIGINT after the first epoc
 the interruption left behind, and reruns it to completion. ``test_interrupt.py`` asserts on that
 record; every other test reuses the trained cache, so the whole suite trains the cnn once (and
 once more in ``test_parallel.py``, which must see a cold training race between two workers).
+``terminated_training`` stops one more run, in a cache of its own, with SIGTERM after its first
+epoch (and does not resume it). Both children start with SIGINT ignored, as under a background
+runner, so the interrupt tests do not depend on how the test process itself was started.
 
 Nothing here touches the repository's ``reports/``, ``baselines/`` or the user's cache.
 """
@@ -67,6 +70,19 @@ def float_entries(root: Path) -> list[Path]:
 
 
 @dataclasses.dataclass
+class Interruption:
+    """What one ``python -m bench.train`` stopped by a signal after its first epoch left behind."""
+
+    root: Path
+    returncode: int
+    log: str
+    # Right after the process exited:
+    model_entries: list[str]
+    staging_after_interrupt: list[str]
+    checkpoint_state: dict | None
+
+
+@dataclasses.dataclass
 class InterruptedTraining:
     """What an interrupted, then resumed, ``python -m bench.train`` did to its cache."""
 
@@ -85,10 +101,22 @@ def _train_command() -> list[str]:
     return [sys.executable, "-m", "bench.train", "--tier", "smoke", "--models", MODEL]
 
 
-def _interrupt_after_first_epoch(env: dict[str, str]) -> tuple[int, str]:
-    """Starts bench.train, sends SIGINT once epoch 1 is logged; returns (exit code, output)."""
+def ignore_sigint() -> None:
+    """``preexec_fn`` of the interrupted children: start them as a background runner would.
+
+    ``nohup ... &`` and some CI runners start processes with SIGINT ignored, and CPython then
+    installs no KeyboardInterrupt handler; ignoring it on purpose proves that bench.train restores
+    the handling itself, whatever the test process inherited.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _interrupt_after_first_epoch(env: dict[str, str],
+                                 sig: signal.Signals = signal.SIGINT) -> tuple[int, str]:
+    """Starts bench.train, sends ``sig`` once epoch 1 is logged; returns (exit code, output)."""
     proc = subprocess.Popen(_train_command(), cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, bufsize=1)
+                            stderr=subprocess.STDOUT, text=True, bufsize=1,
+                            preexec_fn=ignore_sigint)
     lines: queue.Queue[str | None] = queue.Queue()
 
     def pump() -> None:
@@ -108,7 +136,7 @@ def _interrupt_after_first_epoch(env: dict[str, str]) -> tuple[int, str]:
                 break  # ended before its first epoch: the caller's assertions say so
             seen.append(line)
             if line.startswith(first_epoch):
-                proc.send_signal(signal.SIGINT)
+                proc.send_signal(sig)
                 break
         returncode = proc.wait(timeout=120)
     except (queue.Empty, subprocess.TimeoutExpired):
@@ -123,26 +151,42 @@ def _interrupt_after_first_epoch(env: dict[str, str]) -> tuple[int, str]:
     return returncode, "".join(seen)
 
 
+def _interrupt(root: Path, sig: signal.Signals) -> Interruption:
+    """Runs bench.train on the cache ``root``, stops it with ``sig`` after epoch 1, records that."""
+    returncode, log = _interrupt_after_first_epoch(bench_env(root), sig)
+    state_files = sorted((root / "checkpoints").glob(f"{MODEL}-smoke-*/state.json"))
+    return Interruption(
+        root=root, returncode=returncode, log=log,
+        model_entries=sorted(p.name for p in (root / "models").iterdir() if p.is_dir())
+        if (root / "models").is_dir() else [],
+        staging_after_interrupt=staging_leftovers(root),
+        checkpoint_state=json.loads(state_files[0].read_text()) if state_files else None,
+    )
+
+
 @pytest.fixture(scope="session")
 def trained_cache(tmp_path_factory) -> InterruptedTraining:
     """A private cache holding the trained cnn (float and QAT), trained with one interruption."""
     root = tmp_path_factory.mktemp("cache")
-    env = bench_env(root)
-    returncode, log = _interrupt_after_first_epoch(env)
-    state_files = sorted((root / "checkpoints").glob(f"{MODEL}-smoke-*/state.json"))
-    state = json.loads(state_files[0].read_text()) if state_files else None
-    snapshot = dict(
-        model_entries=sorted(p.name for p in (root / "models").iterdir() if p.is_dir())
-        if (root / "models").is_dir() else [],
-        staging_after_interrupt=staging_leftovers(root),
-        checkpoint_state=state,
-    )
-    resumed = subprocess.run(_train_command(), cwd=ROOT, env=env, capture_output=True, text=True,
-                             timeout=SUBPROCESS_TIMEOUT)
+    interrupted = _interrupt(root, signal.SIGINT)
+    resumed = subprocess.run(_train_command(), cwd=ROOT, env=bench_env(root), capture_output=True,
+                             text=True, timeout=SUBPROCESS_TIMEOUT)
     return InterruptedTraining(
-        root=root, interrupted_returncode=returncode, interrupted_log=log, **snapshot,
+        root=root, interrupted_returncode=interrupted.returncode,
+        interrupted_log=interrupted.log, model_entries=interrupted.model_entries,
+        staging_after_interrupt=interrupted.staging_after_interrupt,
+        checkpoint_state=interrupted.checkpoint_state,
         resumed_returncode=resumed.returncode, resumed_log=resumed.stdout + resumed.stderr,
     )
+
+
+@pytest.fixture(scope="session")
+def terminated_training(tmp_path_factory) -> Interruption:
+    """A cnn training in a cache of its own, stopped with SIGTERM after epoch 1 (not resumed).
+
+    Resuming is the same code whatever stopped the run, and ``trained_cache`` covers it.
+    """
+    return _interrupt(tmp_path_factory.mktemp("terminated-cache"), signal.SIGTERM)
 
 
 @dataclasses.dataclass

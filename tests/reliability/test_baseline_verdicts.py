@@ -1,7 +1,28 @@
-"""Baseline verdicts: no entry fails with the fix, a changed environment or case definition is
-"not comparable" (a warning), and ``--strict-env`` turns that into a failure.
+"""The gate against the baseline, proven with real runs (smoke cnn, LiteRT), as CI runs it.
 
-Runs the real session on the shared trained cache (smoke cnn, LiteRT float32).
+Every case is judged image by image against its baseline entry (``bench.gates.judge``), whatever
+changed in the environment or the case definition; those differences are printed beside the
+verdict as its likely cause. The four proofs the gate owes its users:
+
+(a) a planted change in a mode's code that loses about 1 pp is ``regressed`` although its recipe
+    hash changed (the old gate called such a case "not comparable" and passed it);
+(b) the unchanged pipeline under a faked environment difference (CPU flags, a library version,
+    the lock) is ``identical`` or ``drift`` and passes;
+(c) the planted change under the faked environment is still ``regressed``;
+(d) a baseline whose per-image record is corrupt or of the wrong length is a clear error naming
+    the file and the fix.
+
+The environment difference is faked on the baseline's side: its recorded fingerprint says the
+baseline came from a CPU with AMX and without AVX-512 VNNI, another ONNX Runtime patch release and
+another lock. To the gate that is the same difference as running this machine's pipeline on such
+a CPU; what a real other CPU adds (kernels that round differently) is measured in the README.
+
+Measured for the plant (smoke cnn, 2,000 images, against the real ptq_int8 artifact): zeroing
+one of conv4's 32 filters before conversion gives 84.00 % against 85.05 %: 53 images lost, 32
+gained, net 1.05 pp; the one-sided McNemar p is ~0.015, not significant at the run's per-case
+alpha, so it is the net-loss ceiling (0.5 pp in the smoke tier) that catches it. A loss this
+spread out is the hard kind: a change that loses images without gaining any is significant
+after 12 of them.
 """
 
 from __future__ import annotations
@@ -10,65 +31,197 @@ import dataclasses
 
 import pytest
 
-from bench import atomic
+from bench import atomic, evidence, gates
 from bench import baseline as baselines
+from bench.errors import BaselineError
+from bench.modes import MODES, ptq_int8
 
 from .conftest import MODEL, make_session
 
 pytestmark = pytest.mark.bench
 
-CASE = f"{MODEL}-float32-litert"
+CASE = f"{MODEL}-ptq_int8-litert"
+FLOAT_CASE = f"{MODEL}-float32-litert"
+# What the faked environment changes in the baseline's recorded fingerprint.
+FAKED_CPU_FLAGS = {"amx_int8": True, "avx512_vnni": False}
+FAKED_VERSIONS = {"onnxruntime": "1.32.1", "lock_sha256": "0" * 64}
 
 
-def _write(folder, reference, **entry_overrides):
+def lose_one_filter(ctx, path):
+    """ptq_int8 with a planted bug: conv4's first filter zeroed before conversion (as a broken
+    pruning or weight-export step would), everything else as the real mode does it."""
+    from bench.tfsetup import keras
+
+    model = keras.models.clone_model(ctx.float_model)
+    model.set_weights(ctx.float_model.get_weights())
+    layer = model.get_layer("conv4")
+    weights = layer.get_weights()
+    weights[0][..., 0] = 0
+    layer.set_weights(weights)
+    ptq_int8.to_tflite(dataclasses.replace(ctx, float_model=model), path)
+
+
+@pytest.fixture
+def plant(monkeypatch):
+    """Puts the planted exporter in ptq_int8's place for LiteRT, for this test only."""
+    original = MODES.get("ptq_int8")
+    broken = dataclasses.replace(original, backends={**original.backends, "litert": lose_one_filter})
+    return lambda: monkeypatch.setitem(MODES._entries, "ptq_int8", broken)
+
+
+def write_baseline(folder, reference, fake_environment: bool = False, **entry_overrides) -> dict:
+    """The real float32 and ptq_int8 cases as a baselines file, optionally from a faked machine."""
     document = baselines.from_results(reference.session.results())
-    document["cases"] = {CASE: dict(document["cases"][CASE], **entry_overrides)}
+    document["cases"] = {cid: document["cases"][cid] for cid in (FLOAT_CASE, CASE)}
+    document["cases"][CASE] = {**document["cases"][CASE], **entry_overrides}
+    if fake_environment:
+        [(name, recorded)] = document["environments"].items()
+        cpu = {**recorded["cpu"], "model": "Intel Xeon (faked)",
+               "flags": {**recorded["cpu"]["flags"], **FAKED_CPU_FLAGS}}
+        document["environments"] = {name: {**recorded, **FAKED_VERSIONS, "cpu": cpu}}
     atomic.write_json(folder / "smoke.json", document)
     return document
 
 
-def _run(trained_cache, tmp_path, folder, strict_env=False):
-    session = make_session(trained_cache.root, tmp_path, modes=["float32"], baselines_dir=folder)
+def run_case(cache_root, tmp_path, strict_env: bool = False) -> dict:
+    session = make_session(cache_root, tmp_path, modes=["float32", "ptq_int8"],
+                           baselines_dir=tmp_path / "baselines")
     session.options = dataclasses.replace(session.options, strict_env=strict_env)
-    return session.run_case(MODEL, "float32", "litert")
+    return session.run_case(MODEL, "ptq_int8", "litert")
+
+
+def show(record: dict) -> None:
+    comparison = record["baseline_comparison"] or {}
+    print(f"\n{record['id']}: {record['baseline_verdict']}, status {record['status']}; "
+          f"lost {comparison.get('lost')}, gained {comparison.get('gained')}, "
+          f"p {comparison.get('p_loss')}; causes {comparison.get('causes')}")
+    for message in record["failures"]:
+        print(f"  - {message}")
+
+
+def test_the_unchanged_pipeline_is_identical(reference, trained_cache, tmp_path):
+    """The control: same machine, same code, same images right and wrong."""
+    write_baseline(tmp_path / "baselines", reference)
+    record = run_case(trained_cache.root, tmp_path)
+    show(record)
+    assert record["baseline_verdict"] == "identical"
+    assert record["status"] == "passed" and record["failures"] == []
+    assert record["baseline_comparison"]["causes"] == []
+
+
+def test_a_planted_loss_regresses_although_its_recipe_hash_changed(plant, reference, private_cache, tmp_path):
+    """(a)"""
+    write_baseline(tmp_path / "baselines", reference)
+    plant()
+    record = run_case(private_cache, tmp_path)
+    show(record)
+    comparison = record["baseline_comparison"]
+    assert record["recipe_hash"] != reference.records["ptq_int8"]["recipe_hash"]
+    assert record["baseline_verdict"] == "regressed" and record["status"] == "failed"
+    assert comparison["net_loss_pp"] > 0.5, comparison
+    assert "case definition (recipe hash) changed" in comparison["causes"]
+    [message] = [m for m in record["failures"] if "regressed against the baseline" in m]
+    lost = comparison["lost_indices"]
+    for part in (f"{CASE}: regressed", f"{comparison['lost']} images lost", f"{comparison['gained']} gained",
+                 "one-sided McNemar p", f"{100 * record['accuracy']:.2f} %",
+                 f"{100 * reference.records['ptq_int8']['accuracy']:.2f} %",
+                 ", ".join(str(i) for i in lost[:gates.SHOWN_LOST_IMAGES]), "recipe hash"):
+        assert part in message, (part, message)
+
+
+def test_a_faked_environment_difference_explains_but_does_not_fail(reference, trained_cache, tmp_path):
+    """(b)"""
+    write_baseline(tmp_path / "baselines", reference, fake_environment=True)
+    record = run_case(trained_cache.root, tmp_path)
+    show(record)
+    assert record["baseline_verdict"] in ("identical", "drift")
+    assert record["status"] == "passed", record["failures"]
+    causes = record["baseline_comparison"]["causes"]
+    assert "cpu flag amx_int8 True -> False" in causes and "cpu flag avx512_vnni False -> True" in causes
+    assert any(c.startswith("onnxruntime 1.32.1 -> ") for c in causes)
+    assert any(c.startswith("lock 000000000000 -> ") for c in causes)
+
+
+def test_the_planted_loss_under_a_faked_environment_still_regresses(plant, reference, private_cache, tmp_path):
+    """(c)"""
+    write_baseline(tmp_path / "baselines", reference, fake_environment=True)
+    plant()
+    record = run_case(private_cache, tmp_path)
+    show(record)
+    assert record["baseline_verdict"] == "regressed" and record["status"] == "failed"
+    causes = record["baseline_comparison"]["causes"]
+    assert "case definition (recipe hash) changed" in causes and "cpu flag amx_int8 True -> False" in causes
+
+
+def _corrupt_bits(reference) -> str:
+    return "not base64!"
+
+
+def _bits_of_fewer_images(reference) -> str:
+    correct = evidence.unpack(reference.records["ptq_int8"]["correct_bits"], 2000)
+    return evidence.pack(correct[:1992])  # 249 bytes where 2,000 images need 250
+
+
+def _bits_past_the_last_image(reference) -> str:
+    correct = evidence.unpack(reference.records["ptq_int8"]["correct_bits"], 2000)
+    return evidence.pack(list(correct) + [True] * 5)  # 2,005 outcomes in 251 bytes
+
+
+@pytest.mark.parametrize("corrupt, says", [
+    (_corrupt_bits, "is not valid base64"),
+    (_bits_of_fewer_images, "holds 249 bytes, but 2,000 images need 250"),
+    (_bits_past_the_last_image, "holds 251 bytes, but 2,000 images need 250"),
+], ids=["not-base64", "too-short", "too-long"])
+def test_a_corrupt_per_image_record_is_a_clear_error(corrupt, says, reference, trained_cache, tmp_path):
+    """(d): the baseline is refused when read, naming the file, the case and the fix."""
+    write_baseline(tmp_path / "baselines", reference, correct_bits=corrupt(reference))
+    with pytest.raises(BaselineError) as info:
+        run_case(trained_cache.root, tmp_path)
+    message = str(info.value)
+    print(f"\n{message}")
+    assert str(tmp_path / "baselines" / "smoke.json") in message
+    assert f"case {CASE}" in message and says in message
+    assert "git checkout" in message and f"nox -s update_baselines -- --tier smoke --models {MODEL}" in message
+
+
+def test_a_record_of_another_image_count_is_a_clear_error(reference, trained_cache, tmp_path):
+    """(d): bits that fit their own n_test but not this run's test split."""
+    correct = evidence.unpack(reference.records["ptq_int8"]["correct_bits"], 2000)
+    write_baseline(tmp_path / "baselines", reference, n_test=1000, correct_bits=evidence.pack(correct[:1000]))
+    with pytest.raises(BaselineError) as info:
+        run_case(trained_cache.root, tmp_path)
+    assert f"case {CASE} records 1000 test images, this run has 2,000" in str(info.value)
+    assert "nox -s update_baselines -- --tier smoke" in str(info.value)
+
+
+def test_strict_env_fails_an_environment_difference_beside_the_verdict(reference, trained_cache, tmp_path):
+    write_baseline(tmp_path / "baselines", reference, fake_environment=True)
+    record = run_case(trained_cache.root, tmp_path, strict_env=True)
+    show(record)
+    assert record["baseline_verdict"] in ("identical", "drift")  # still judged
+    assert record["status"] == "failed"
+    [message] = record["failures"]
+    assert message.startswith(f"{CASE}: environment differs from the baseline's (--strict-env): ")
+    assert "cpu flag amx_int8 True -> False" in message
+
+
+def test_size_is_exact_while_nothing_changed_and_within_tolerance_otherwise(reference, trained_cache, tmp_path):
+    size = reference.records["ptq_int8"]["size_bytes"]
+    write_baseline(tmp_path / "baselines", reference, size_bytes=size + 1)
+    record = run_case(trained_cache.root, tmp_path)
+    assert record["failures"] == [f"{CASE}: size {size:,} bytes differs from the baseline's {size + 1:,} by -1 "
+                                  "bytes although lock, case definition and CPU are unchanged"]
+    write_baseline(tmp_path / "baselines", reference, fake_environment=True, size_bytes=size + 1)
+    assert run_case(trained_cache.root, tmp_path)["status"] == "passed"
 
 
 def test_case_without_baseline_entry_fails_saying_how_to_create_it(reference, trained_cache, tmp_path):
-    folder = tmp_path / "baselines"
-    document = _write(folder, reference)
-    document["cases"] = {}
-    atomic.write_json(folder / "smoke.json", document)
-    record = _run(trained_cache, tmp_path, folder)
-    assert record["status"] == "failed"
+    document = write_baseline(tmp_path / "baselines", reference)
+    del document["cases"][CASE]
+    atomic.write_json(tmp_path / "baselines" / "smoke.json", document)
+    record = run_case(trained_cache.root, tmp_path)
+    assert record["baseline_verdict"] == "no_baseline" and record["status"] == "failed"
     assert record["failures"] == [
-        f"{CASE}: no baseline entry in baselines/smoke.json; create it with "
-        "`nox -s update_baselines -- --tier smoke` and commit the file"
+        f"{CASE}: no baseline entry in {tmp_path / 'baselines' / 'smoke.json'}; create it with "
+        f"`nox -s update_baselines -- --tier smoke --models {MODEL}` and commit the file"
     ]
-
-
-def test_changed_recipe_is_not_comparable_not_a_regression(reference, trained_cache, tmp_path):
-    folder = tmp_path / "baselines"
-    # Accuracy 2 points off would be a regression, but the case definition changed.
-    _write(folder, reference, recipe_hash="0" * 20, accuracy=reference.records["float32"]["accuracy"] + 0.02)
-    record = _run(trained_cache, tmp_path, folder)
-    assert record["status"] == "not_comparable"
-    assert record["failures"] == []
-    assert record["notes"] == ["case definition (recipe hash) changed"]
-
-
-@pytest.mark.parametrize("strict_env", [False, True])
-def test_changed_environment_warns_or_fails_under_strict_env(strict_env, reference, trained_cache, tmp_path):
-    folder = tmp_path / "baselines"
-    document = _write(folder, reference)
-    document["environment"] = {**document["environment"], "onnxruntime": "0.0.1"}
-    atomic.write_json(folder / "smoke.json", document)
-    record = _run(trained_cache, tmp_path, folder, strict_env=strict_env)
-    current = reference.session.environment["onnxruntime"]
-    if strict_env:
-        assert record["status"] == "failed"
-        assert record["failures"] == [
-            f"{CASE}: not comparable with its baseline (--strict-env): onnxruntime 0.0.1 -> {current}"
-        ]
-    else:
-        assert record["status"] == "not_comparable"
-        assert record["notes"] == [f"onnxruntime 0.0.1 -> {current}"]

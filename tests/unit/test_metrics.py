@@ -110,6 +110,53 @@ def test_mcnemar_significance_grows_with_the_imbalance():
     assert metrics.mcnemar_exact(6, 0) < 0.05 < metrics.mcnemar_exact(5, 0)
 
 
+@pytest.mark.parametrize(
+    ("lost", "gained", "p"),
+    [
+        (3, 0, 1 / 8),  # all three discordant images went against the run: 0.5^3
+        (0, 3, 1.0),  # nothing lost: P(X >= 0) is certain
+        (0, 0, 1.0),  # nothing differs
+        (1, 0, 1 / 2),
+        (0, 1, 1.0),
+        (2, 1, (3 + 1) / 8),  # P(X >= 2), X ~ Bin(3, 1/2)
+        (3, 4, (35 + 35 + 21 + 7 + 1) / 128),  # P(X >= 3), X ~ Bin(7, 1/2)
+        (4, 3, (35 + 21 + 7 + 1) / 128),
+        (5, 5, (252 + 210 + 120 + 45 + 10 + 1) / 1024),  # symmetric: just over one half
+        (20, 0, 2.0**-20),
+        (10, 0, 1 / 1024),
+    ],
+)
+def test_mcnemar_one_sided_known_values(lost, gained, p):
+    assert metrics.mcnemar_one_sided(lost, gained) == pytest.approx(p, rel=1e-12)
+
+
+@pytest.mark.parametrize(("lost", "gained"), [(1, 0), (3, 1), (7, 2), (12, 12), (30, 15), (1, 9)])
+def test_mcnemar_one_sided_tails_are_complementary(lost, gained):
+    """P(X >= lost) + P(X <= lost - 1) = 1; by symmetry P(X <= lost - 1) = P(X >= total - lost + 1)."""
+    total = lost + gained
+    upper = metrics.mcnemar_one_sided(lost, gained)
+    lower = metrics.mcnemar_one_sided(total - lost + 1, lost - 1)
+    assert upper + lower == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize(("lost", "gained"), [(3, 0), (8, 2), (6, 6), (1, 7), (25, 20)])
+def test_mcnemar_one_sided_is_half_the_two_sided_on_the_losing_side(lost, gained):
+    one, two = metrics.mcnemar_one_sided(lost, gained), metrics.mcnemar_exact(lost, gained)
+    if lost > gained:
+        assert one == pytest.approx(two / 2, rel=1e-12)
+    elif lost == gained:
+        assert one > 0.5 and two == 1.0
+    else:
+        assert one > 0.5
+
+
+def test_mcnemar_one_sided_falls_as_losses_grow_and_rises_with_gains():
+    assert metrics.mcnemar_one_sided(12, 0) < metrics.mcnemar_one_sided(8, 0) < metrics.mcnemar_one_sided(4, 0)
+    assert metrics.mcnemar_one_sided(8, 0) < metrics.mcnemar_one_sided(8, 2) < metrics.mcnemar_one_sided(8, 8)
+    # Gains never make a loss more significant, and a loss test never says a gain is significant.
+    assert metrics.mcnemar_one_sided(0, 50) == 1.0
+
+
 def test_agreement():
     a = one_hot_logits([0, 1, 2, 3])
     assert metrics.agreement(a, a) == 1.0
