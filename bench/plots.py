@@ -8,11 +8,15 @@ then removes a stale file of that name, so the folder never shows a plot from an
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -36,6 +40,7 @@ PLOT_FILES = {
     "accuracy_vs_size": "accuracy_vs_size.png",
     "speedup": "speedup.png",
     "layer_error": "layer_error.png",
+    "lost_images": "lost_images.png",
 }
 DPI = 120
 PREFERRED_BACKEND = "litert"
@@ -47,6 +52,14 @@ FALLBACK_MARKER = "P"
 # Layers below this SNR lose about 10 % of their signal to quantization, a level worth marking.
 SNR_GUIDE_DB = 20.0
 LAYERS_HIGHLIGHTED = 5
+# Fashion-MNIST's classes by label, in the data set's documented order.
+CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+               "Bag", "Ankle boot")
+# The test images as results.json carries them: 28x28 uint8, row-major.
+IMAGE_SIDE = 28
+# Four across: 16 lost images (what the session keeps) make a square grid at a readable size.
+LOST_GRID_COLUMNS = 4
+LOST_TILE_INCHES = 1.7
 
 
 # --------------------------------------------------------------------------------------------
@@ -315,12 +328,86 @@ def count_unplottable_layers(results: Mapping[str, Any], case_id: str) -> int:
 
 
 # --------------------------------------------------------------------------------------------
+# Lost images
+
+
+def decode_pixels(encoded: Any) -> np.ndarray | None:
+    """base64 of 28x28 uint8 pixels -> a (28, 28) array; None for anything else."""
+    if not isinstance(encoded, str):
+        return None
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) != IMAGE_SIDE * IMAGE_SIDE:
+        return None
+    return np.frombuffer(raw, dtype=np.uint8).reshape(IMAGE_SIDE, IMAGE_SIDE)
+
+
+def class_name(label: Any) -> str:
+    """The class name of a label, or the label itself when it is not one of the ten."""
+    is_label = isinstance(label, int) and not isinstance(label, bool) and 0 <= label < len(CLASS_NAMES)
+    return CLASS_NAMES[label] if is_label else str(label)
+
+
+def lost_image_tiles(results: Mapping[str, Any]) -> list[tuple[np.ndarray, str]]:
+    """(pixels, title) of each lost image whose pixels are readable, in the results' order."""
+    lost = results.get("lost_images")
+    images = lost.get("images") if isinstance(lost, Mapping) else None
+    tiles = []
+    for image in images if isinstance(images, list) else []:
+        pixels = decode_pixels(image.get("pixels")) if isinstance(image, Mapping) else None
+        if pixels is not None:
+            tiles.append((pixels, f"true {class_name(image.get('label'))}\n"
+                                  f"int8 {class_name(image.get('predicted'))}"))
+    return tiles
+
+
+def plot_lost_images(results: Mapping[str, Any], out_dir: str | Path) -> Path | None:
+    """The test images the worst int8 case got wrong where float32 got them right, as a grid.
+
+    Each tile is one image in greyscale (dark garment on white, full 0-255 range on every tile so
+    that contrast compares), titled with its true class and the int8 prediction.
+
+    Args:
+        results: A results dict with ``lost_images``.
+        out_dir: Folder to write ``lost_images.png`` into.
+
+    Returns:
+        The written path, or None when the results hold no lost image with readable pixels.
+    """
+    path = Path(out_dir) / PLOT_FILES["lost_images"]
+    tiles = lost_image_tiles(results)
+    if not tiles:
+        skip_plot(path)
+        return None
+    columns = min(LOST_GRID_COLUMNS, len(tiles))
+    rows = math.ceil(len(tiles) / columns)
+    # The extra height holds each tile's two-line title and the figure's title.
+    figure = new_figure(LOST_TILE_INCHES * columns + 0.3, (LOST_TILE_INCHES + 0.35) * rows + 0.5)
+    grid = figure.subplots(rows, columns, squeeze=False)
+    for index, axes in enumerate(grid.flat):
+        axes.set_axis_off()
+        if index < len(tiles):
+            pixels, title = tiles[index]
+            axes.imshow(pixels, cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
+            axes.set_title(title, fontsize=9)
+    lost = results["lost_images"]
+    total = lost.get("images_lost")
+    of_total = f" of {total:,}" if is_number(total) else ""
+    figure.suptitle(f"{lost.get('case', '?')}: {len(tiles)}{of_total} images lost against "
+                    f"{lost.get('float_case', 'float32')}\n({subtitle(results)})", fontsize=10)
+    return save_figure(figure, path)
+
+
+# --------------------------------------------------------------------------------------------
 # All of them
 
 PLOTTERS: dict[str, Callable[[Mapping[str, Any], Path], Path | None]] = {
     "accuracy_vs_size": plot_accuracy_vs_size,
     "speedup": plot_speedup,
     "layer_error": plot_layer_error,
+    "lost_images": plot_lost_images,
 }
 
 

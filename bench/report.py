@@ -10,7 +10,8 @@ Command line::
     python -m bench.report render RESULTS_JSON [--out-dir DIR]
     python -m bench.report compare A B [--out FILE] [--threshold-pp X] [--all]
 
-``A`` and ``B`` may each be a ``results.json`` or a ``baselines/<tier>.json``.
+``A`` and ``B`` may each be a ``results.json`` or a ``baselines/<tier>.json``. ``compare`` exits
+with status 3 when a case regressed from A to B (see :mod:`bench.compare`), so it can gate CI.
 
 Sizes use decimal units throughout (1 KB = 1000 B, 1 MB = 1000 KB), as file managers and the
 reference report do.
@@ -30,9 +31,13 @@ from typing import Any
 from tabulate import tabulate
 
 from bench import atomic
+from bench import report_baseline as against
 from bench.errors import BenchError, ReportError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Schema 1 (before per-image records and baseline verdicts) still renders: what it lacks reads
+# "n/a" or a one-line note, like any other missing optional data.
+OLDEST_SCHEMA_VERSION = 1
 REPORT_FILE = "REPORT.md"
 NOT_AVAILABLE = "n/a"
 
@@ -40,7 +45,7 @@ NOT_AVAILABLE = "n/a"
 MODEL_ORDER = ("cnn", "mobilenet", "vgg16")
 MODE_ORDER = ("float32", "ptq_dynamic", "ptq_float16", "ptq_int16x8", "ptq_int8", "qat_int8")
 BACKEND_ORDER = ("keras", "litert", "onnxruntime")
-STATUS_ORDER = ("passed", "failed", "not_comparable", "skipped")
+STATUS_ORDER = ("passed", "failed", "skipped")
 MODEL_DISPLAY_NAMES = {"cnn": "Normal CNN", "mobilenet": "MobileNet", "vgg16": "VGG16"}
 
 # The headline reads the deployable artifact: LiteRT is what ships to devices. Keras is the
@@ -100,7 +105,7 @@ def load_results(path: str | os.PathLike[str]) -> dict:
 
 
 def read_versioned_json(path: str | os.PathLike[str], kind: str, how_to_make: str) -> dict:
-    """Reads a JSON object that carries ``"schema": 1``.
+    """Reads a JSON object that carries a ``"schema"`` this version reads.
 
     Shared by results and baselines files, which follow the same versioning rule: a reader
     refuses a schema it does not know rather than misread it (as asv does with its ``version``).
@@ -140,10 +145,10 @@ def read_versioned_json(path: str | os.PathLike[str], kind: str, how_to_make: st
 
 
 def check_schema(schema: Any, path: Path, kind: str, how_to_make: str) -> None:
-    """Raises ReportError unless ``schema`` is the version this module reads."""
+    """Raises ReportError unless ``schema`` is a version this module reads."""
     # bool is an int in Python; `true` must not pass for schema 1.
     is_integer = isinstance(schema, int) and not isinstance(schema, bool)
-    if is_integer and schema == SCHEMA_VERSION:
+    if is_integer and OLDEST_SCHEMA_VERSION <= schema <= SCHEMA_VERSION:
         return
     if schema is None:
         raise ReportError(f"{kind} {path} has no 'schema' field; it was not written by this "
@@ -151,11 +156,12 @@ def check_schema(schema: Any, path: Path, kind: str, how_to_make: str) -> None:
     if is_integer and schema > SCHEMA_VERSION:
         raise ReportError(
             f"{kind} {path} has schema {schema}: it was written by a newer version of the harness "
-            f"(this version reads schema {SCHEMA_VERSION}); update this checkout, or rerun "
+            f"(this version reads schemas {OLDEST_SCHEMA_VERSION} to {SCHEMA_VERSION}); update this "
+            "checkout, or rerun "
             "`nox -s bench` with this version"
         )
-    raise ReportError(f"{kind} {path} has unknown schema {schema!r} (this version reads schema "
-                      f"{SCHEMA_VERSION}): {how_to_make}")
+    raise ReportError(f"{kind} {path} has unknown schema {schema!r} (this version reads schemas "
+                      f"{OLDEST_SCHEMA_VERSION} to {SCHEMA_VERSION}): {how_to_make}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -456,6 +462,9 @@ def render_full_matrix(results: Mapping[str, Any]) -> str:
     note = ([f"Timings of {sum(1 for c in cases if c.get('timings_from'))} cases were measured by an "
              f"earlier run on this machine ({', '.join(carried)}) for the same case definitions; this "
              "run did not time them.", ""] if carried else [])
+    # Accuracies of batch-1 cases are the deployed ones, not the batched pass's: say which they are.
+    batch_notes = [against.batch_one_note(cases), against.batch_invariance_note(cases)]
+    note += [" ".join(text for text in batch_notes if text), ""] if any(batch_notes) else []
     return "\n".join([
         "## Full matrix",
         "",
@@ -592,28 +601,75 @@ def render_worst_layers(results: Mapping[str, Any]) -> str:
 
 
 def render_failures(results: Mapping[str, Any]) -> str:
-    """Failed gates with their messages, cases not comparable with the baseline, and skips."""
+    """Failed gates with their messages (a regression against the baseline among them), and skips."""
     cases = sorted_cases(results)
     failed = [case for case in cases if case.get("status") == "failed"]
-    not_comparable = [case for case in cases if case.get("status") == "not_comparable"]
     skipped = [case for case in cases if case.get("status") == "skipped"]
     lines = ["## Failures and regressions", ""]
-    if not failed and not not_comparable:
+    if not failed:
         lines.append("No failed gates.")
     for case in failed:
         lines.append(f"- `{case['id']}` failed:")
         messages = [str(message) for message in case.get("failures") or []]
         lines.extend(f"  - {message}" for message in messages or ["(no message recorded)"])
-    for case in not_comparable:
-        lines.append(f"- `{case['id']}` is not comparable with its baseline, so it was not judged "
-                     "against it (update the baselines if the change is intended):")
-        reasons = [str(reason) for reason in (case.get("notes") or []) + (case.get("failures") or [])]
-        lines.extend(f"  - {reason}" for reason in reasons or ["(no reason recorded)"])
     if skipped:
         lines.extend(["", "Skipped:", ""])
         lines.extend(f"- `{case['id']}`: {case.get('skip_reason') or 'no reason recorded'}"
                      for case in skipped)
     return "\n".join(lines)
+
+
+AGAINST_BASELINE = "## Against the baseline"
+
+
+def render_against_baseline(results: Mapping[str, Any]) -> str:
+    """Each case's verdict against its baseline: a count, the rule, then one row per case."""
+    cases = against.judged_cases(sorted_cases(results))
+    if not cases:
+        return f"{AGAINST_BASELINE}\n\nNo case in these results was judged against a baseline."
+    shared, rows = against.baseline_rows(cases)
+    lines = [AGAINST_BASELINE, "", against.count_verdicts(case["baseline_verdict"] for case in cases), ""]
+    # Without a single comparison (a first run, or baselines without per-image records) the rule
+    # would explain numbers the table does not have.
+    if any(case.get("baseline_comparison") for case in cases):
+        lines += [against.decision_rule(cases), ""]
+    if shared:
+        lines += [f"Differences from the baseline that every compared case shares "
+                  f"(\"{against.SHARED_CAUSES_MARK}\" in the table): {'; '.join(shared)}.", ""]
+    lines.append(markdown_table(against.BASELINE_HEADERS, rows))
+    return "\n".join(lines)
+
+
+LOST_IMAGES = "lost_images"
+
+
+def render_lost_images(results: Mapping[str, Any], plot_names: Mapping[str, str] | None) -> str:
+    """The picture of the images the worst int8 case lost against float32, under its name."""
+    lost = results.get(LOST_IMAGES)
+    images = lost.get("images") if isinstance(lost, Mapping) else None
+    if not images:
+        return ("## Images lost to int8\n\nNo int8 case lost an image that float32 classified "
+                "correctly in these results.")
+    case, float_case = lost.get("case", NOT_AVAILABLE), lost.get("float_case", NOT_AVAILABLE)
+    positions = ", ".join(str(image.get("position", "?")) for image in images
+                          if isinstance(image, Mapping))
+    total = lost.get("images_lost")
+    shown = f"{len(images)} of the {format_count(total)}" if is_number(total) else f"{len(images)}"
+    if plot_names is None:
+        picture = "Plots were not drawn for this rendering."
+    elif LOST_IMAGES in plot_names:
+        picture = f"![Images {case} lost]({plot_names[LOST_IMAGES]})"
+    else:
+        picture = "Not drawn: these results hold no readable pixels for them."
+    return "\n".join([
+        f"## Images `{case}` lost against `{float_case}`",
+        "",
+        f"The int8 case with the largest drop: {shown} test images that `{float_case}` classifies "
+        f"correctly and `{case}` does not, each titled with its true class and the int8 "
+        f"prediction (test-set positions {positions}).",
+        "",
+        picture,
+    ])
 
 
 def flatten_environment(environment: Mapping[str, Any], prefix: str = "") -> list[list[str]]:
@@ -682,7 +738,8 @@ def render_plots(plot_names: Mapping[str, str] | None) -> str:
             lines.append(f"### {title}\n\n![{title}]({plot_names[key]})\n")
         else:
             lines.append(f"### {title}\n\nNot drawn: these results hold no data for it.\n")
-    for key in sorted(set(plot_names) - set(PLOT_TITLES)):
+    # The lost images are shown in their own section, under a heading that names the case.
+    for key in sorted(set(plot_names) - set(PLOT_TITLES) - {LOST_IMAGES}):
         lines.append(f"### {key}\n\n![{key}]({plot_names[key]})\n")
     return "\n".join(lines).rstrip()
 
@@ -751,6 +808,7 @@ def render_markdown(results: Mapping[str, Any], plot_names: Mapping[str, str] | 
     """
     sections = [render_title(results), render_headline(results), render_full_matrix(results),
                 render_speed(results), render_backend_comparison(results), render_worst_layers(results),
+                render_lost_images(results, plot_names), render_against_baseline(results),
                 render_failures(results), render_environment(results), render_plots(plot_names)]
     return "\n\n".join(sections) + "\n"
 
@@ -830,7 +888,7 @@ def write_report(results_path: str | os.PathLike[str],
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m bench.report`` argument parser."""
-    from bench.compare import DEFAULT_THRESHOLD_PP
+    from bench.compare import DEFAULT_THRESHOLD_PP, REGRESSED_EXIT_STATUS
 
     parser = argparse.ArgumentParser(
         prog="python -m bench.report",
@@ -841,25 +899,32 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--out-dir", default=None,
                         help="folder to write into (default: the folder of results.json)")
     compare = commands.add_parser(
-        "compare", help="compare two results.json or baselines files (A = before, B = after)")
+        "compare", help="compare two results.json or baselines files (A = before, B = after)",
+        description="Judge every case of B against A image by image (paired verdicts) and list "
+                    "the metrics that changed.",
+        epilog=f"Exit status: 0 when no case regressed, {REGRESSED_EXIT_STATUS} when a case is "
+               "'regressed' from A to B (the table is printed or written first), 1 when a file "
+               "cannot be read or written. Use it to gate CI.")
     compare.add_argument("before", help="results.json or baselines/<tier>.json: the old side")
     compare.add_argument("after", help="results.json or baselines/<tier>.json: the new side")
     compare.add_argument("--out", default=None, help="write the markdown here instead of stdout")
     compare.add_argument("--threshold-pp", type=float, default=DEFAULT_THRESHOLD_PP,
-                         help="accuracy changes below this many percentage points are never "
-                              f"significant (default {DEFAULT_THRESHOLD_PP})")
+                         help="accuracy and drop changes below this many percentage points are "
+                              "never significant; a case with per-image records on both sides "
+                              "takes its accuracy's significance from its paired verdict "
+                              f"(default {DEFAULT_THRESHOLD_PP})")
     compare.add_argument("--all", action="store_true",
-                         help="also list metrics that did not change")
+                         help="also list identical cases and metrics that did not change")
     return parser
 
 
-def run_compare(args: argparse.Namespace) -> None:
-    """The ``compare`` command: prints or writes the comparison table."""
-    from bench.compare import compare, load_comparable, render_compare
+def run_compare(args: argparse.Namespace) -> int:
+    """The ``compare`` command: prints or writes the comparison; returns the exit status."""
+    from bench.compare import REGRESSED_EXIT_STATUS, compare, load_comparable, render_compare
 
-    rows = compare(load_comparable(args.before), load_comparable(args.after),
-                   threshold_pp=args.threshold_pp)
-    text = render_compare(rows, include_unchanged=args.all, threshold_pp=args.threshold_pp)
+    comparison = compare(load_comparable(args.before), load_comparable(args.after),
+                         threshold_pp=args.threshold_pp)
+    text = render_compare(comparison, include_unchanged=args.all, threshold_pp=args.threshold_pp)
     if args.out:
         out = Path(args.out)
         ensure_folder(out.parent)
@@ -867,21 +932,30 @@ def run_compare(args: argparse.Namespace) -> None:
         print(f"wrote {out}")
     else:
         sys.stdout.write(text)
+    if not comparison.regressed:
+        return 0
+    # On stderr as well: a CI log shows why the step failed without opening the --out file.
+    print(f"regressed from {args.before} to {args.after}: {', '.join(comparison.regressed)}",
+          file=sys.stderr)
+    return REGRESSED_EXIT_STATUS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the command line; returns the exit status (0 ok, 1 an error the user can fix)."""
+    """Runs the command line; returns the exit status.
+
+    0: done (and, for ``compare``, no case regressed); 1: an error the user can fix; for
+    ``compare``, ``bench.compare.REGRESSED_EXIT_STATUS`` when a case regressed.
+    """
     args = build_parser().parse_args(argv)
     try:
         if args.command == "render":
             print(f"wrote {write_report(args.results, args.out_dir)}")
-        else:
-            run_compare(args)
+            return 0
+        return run_compare(args)
     except BenchError as error:
         # Errors of the harness say what to do; a traceback would only bury that.
         print(f"error: {error}", file=sys.stderr)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -325,6 +325,22 @@ class BenchSession:
         recorded = (self.baseline or {}).get("environments", {}).get(entry["environment"], {}) if entry else {}
         return entry, recorded
 
+    def _float_churn(self, record: dict) -> int | None:
+        """Images the case's float32 sibling flipped against its baseline: the model's own churn.
+
+        None for a float32 case (it is its own reference); 0 when the sibling has no usable
+        baseline (the strict ceiling then applies; the sibling's own case fails for it).
+        """
+        if record["mode"] == "float32":
+            return None
+        sibling = case_id(record["model"], "float32", record["backend"])
+        entry, _ = self.baseline_entry(sibling)
+        n = record["n_test"]
+        if not entry or "correct_bits" not in entry or entry.get("n_test") != n:
+            return 0
+        now = evidence.correct(self.logits(record["model"], "float32", record["backend"]), self.splits.y_test)
+        return int(np.sum(now != baselines.correct_of(self.options.baseline_path(), sibling, entry, n)))
+
     def _judge(self, record: dict, correct: np.ndarray, failures: list[str]) -> dict:
         """The case against its baseline entry: the verdict, and the baseline's failures added to
         ``failures``. Computed on every run; differences of environment or case definition are
@@ -359,7 +375,7 @@ class BenchSession:
         verdict = gates.judge(
             correct, baselines.correct_of(path, cid, entry, len(correct)),
             alpha=gates.per_case_alpha(self.cases_judged), ceiling_pp=self.tier.verdict_ceiling_pp,
-            causes=causes,
+            causes=causes, reference_flips=self._float_churn(record),
         )
         if not self.options.update_baselines:
             exact = not (env_changes or definition_changed)

@@ -229,13 +229,16 @@ def test_schema_1_without_an_environment_migrates_to_the_empty_one(path):
     assert {c["environment"] for c in loaded["cases"].values()} == {environment.fingerprint_id({})}
 
 
-def test_the_committed_smoke_baselines_migrate_to_one_environment():
-    """The real baselines/smoke.json (schema 1 on disk), read only: every case gets its environment."""
-    committed = REPO / "baselines" / "smoke.json"
+# The smoke baselines as the last schema-1 harness wrote them (git show 9399c39:baselines/smoke.json).
+SCHEMA1_SMOKE = REPO / "tests" / "unit" / "golden" / "baselines_schema1_smoke.json"
+
+
+def test_real_schema1_baselines_migrate_to_one_environment():
+    """A real schema-1 file, read only: every case gets its one environment."""
+    committed = SCHEMA1_SMOKE
     before = committed.read_bytes()
     raw = json.loads(before)
-    if raw["schema"] != 1:
-        pytest.skip(f"{committed} has been re-recorded as schema {raw['schema']}; nothing to migrate")
+    assert raw["schema"] == 1
     loaded = baseline.load(committed)
     assert committed.read_bytes() == before
     expected_id = environment.fingerprint_id(raw["environment"])
@@ -248,7 +251,7 @@ def test_the_committed_smoke_baselines_migrate_to_one_environment():
 
 
 def test_a_migrated_file_merged_with_one_new_case_keeps_the_old_environment_for_the_rest():
-    committed = REPO / "baselines" / "smoke.json"
+    committed = SCHEMA1_SMOKE
     old = baseline.load(committed)
     (old_id,) = old["environments"]
     new_env = {**old["environments"][old_id], "onnxruntime": "9.9.9"}

@@ -1,4 +1,5 @@
-"""Tests of the reporting layer: markdown and compare golden files, loading errors, plots, writing.
+"""Tests of the reporting layer: markdown and compare golden files, loading errors, plots, writing,
+the verdicts against the baseline and the paired comparison of two runs.
 
 Golden files change only on purpose: rerun with ``UPDATE_GOLDEN=1`` to rewrite them, then review
 the diff before committing. (An environment variable rather than a pytest option: an option added
@@ -7,6 +8,7 @@ in this folder's conftest is only known when pytest starts from here.)
 
 from __future__ import annotations
 
+import base64
 import copy
 import difflib
 import json
@@ -15,10 +17,11 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench import compare as cmp
-from bench import plots
+from bench import evidence, gates, plots
 from bench.errors import ReportError
 from bench.report import (
     REPORT_FILE,
@@ -40,7 +43,7 @@ MIN_PLOT_BYTES = 10_000
 # The plot names the sample report links to, fixed so the golden file does not depend on which
 # plots happen to be drawn.
 SAMPLE_PLOT_NAMES = {"accuracy_vs_size": "accuracy_vs_size.png",
-                     "layer_error": "layer_error.png"}
+                     "layer_error": "layer_error.png", "lost_images": "lost_images.png"}
 
 
 def assert_matches_golden(text: str, golden: Path) -> None:
@@ -70,7 +73,7 @@ def sample_b() -> dict:
 
 def minimal_results(**overrides) -> dict:
     """The smallest valid results: one case, none of the optional sections."""
-    results = {"schema": 1, "tier": "smoke", "cases": [
+    results = {"schema": 2, "tier": "smoke", "cases": [
         {"id": "cnn-ptq_int8-litert", "model": "cnn", "mode": "ptq_int8", "backend": "litert",
          "accuracy": 0.9, "size_bytes": 31000, "status": "passed"}]}
     results.update(overrides)
@@ -87,18 +90,25 @@ def test_report_matches_golden(sample):
 
 
 def test_compare_matches_golden(sample, sample_b):
-    rows = cmp.compare(sample, sample_b)
-    assert_matches_golden(cmp.render_compare(rows), GOLDEN_DIR / "compare_sample.md")
+    comparison = cmp.compare(sample, sample_b)
+    assert_matches_golden(cmp.render_compare(comparison), GOLDEN_DIR / "compare_sample.md")
 
 
-def test_sample_covers_every_section(sample):
-    """The golden sample is only worth its name if it exercises every section."""
+def test_sample_covers_every_section(sample, sample_b):
+    """The golden samples are only worth their name if they exercise every section."""
     statuses = {case["status"] for case in sample["cases"]}
-    assert {"passed", "failed", "skipped", "not_comparable"} <= statuses
+    assert statuses == {"passed", "failed", "skipped"}
     assert {case["model"] for case in sample["cases"]} == {"cnn", "mobilenet", "vgg16"}
     assert any(case.get("latency_ms_b1") is None and case["status"] == "passed"
                for case in sample["cases"])
     assert sample["agreement"] and sample["layer_errors"]
+    assert {case.get("baseline_verdict") for case in sample["cases"]} >= set(gates.VERDICTS)
+    assert any(case.get("eval_batch") == 1 for case in sample["cases"])
+    assert len(sample["lost_images"]["images"]) == 16
+    # The comparison of the two samples: a regression, a recipe change, cases on one side only.
+    verdicts = {case.case_id: case for case in cmp.compare(sample, sample_b).verdicts}
+    assert verdicts["vgg16-qat_int8-litert"].name == "regressed"
+    assert "case definition (recipe hash) changed" in verdicts["vgg16-qat_int8-onnxruntime"].causes
 
 
 # --------------------------------------------------------------------------------------------
@@ -112,7 +122,7 @@ def test_load_results_missing_file_says_to_run_the_bench(tmp_path):
 
 def test_load_results_invalid_json_names_the_line(tmp_path):
     path = tmp_path / "results.json"
-    path.write_text('{"schema": 1, "cases": [', encoding="utf-8")
+    path.write_text('{"schema": 2, "cases": [', encoding="utf-8")
     with pytest.raises(ReportError, match=r"not valid JSON.*line 1"):
         load_results(path)
 
@@ -129,6 +139,7 @@ def test_load_results_newer_schema_says_newer_version(tmp_path):
     {"schema": True, "cases": []},
     {"schema": "1", "cases": []},
     {"schema": 0, "cases": []},
+    {"schema": 3, "cases": []},
     [1, 2],
     {"schema": 1},
     {"schema": 1, "cases": [{"model": "cnn"}]},
@@ -138,6 +149,14 @@ def test_load_results_refuses_what_it_does_not_know(tmp_path, document):
     path.write_text(json.dumps(document), encoding="utf-8")
     with pytest.raises(ReportError):
         load_results(path)
+
+
+def test_load_results_still_reads_schema_1(tmp_path):
+    """An older run renders: what schema 1 lacks reads as missing optional data."""
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(minimal_results(schema=1)), encoding="utf-8")
+    text = render_markdown(load_results(path))
+    assert "No case in these results was judged against a baseline." in text
 
 
 # --------------------------------------------------------------------------------------------
@@ -250,18 +269,31 @@ def test_atomic_write_replaces_and_leaves_nothing_behind(tmp_path):
 
 def baseline(**cases) -> dict:
     """A baselines dict with the given cases."""
-    return {"schema": 1, "tier": "smoke", "cases": cases}
+    return {"schema": 2, "tier": "smoke", "cases": cases}
 
 
 def results_with(n_test: int | None, **cases) -> dict:
     """A results dict with the given cases (metrics by id) and test-set size."""
-    return {"schema": 1, "n_test": n_test,
+    return {"schema": 2, "tier": "smoke", "n_test": n_test,
             "cases": [{"id": case_id, **metrics} for case_id, metrics in cases.items()]}
 
 
-def only_row(rows: list[cmp.Row], metric: str) -> cmp.Row:
-    [row] = [row for row in rows if row.metric == metric]
+def only_row(comparison: cmp.Comparison, metric: str) -> cmp.Row:
+    [row] = [row for row in comparison.rows if row.metric == metric]
     return row
+
+
+def outcomes(right: int, n: int) -> np.ndarray:
+    """Per-image outcomes of ``n`` images: the first ``right`` right, the rest wrong."""
+    correct = np.zeros(n, dtype=bool)
+    correct[:right] = True
+    return correct
+
+
+def measured(correct: np.ndarray, **fields) -> dict:
+    """A case's fields as the session records them: accuracy and per-image outcomes."""
+    return {"accuracy": float(correct.mean()), "n_test": len(correct),
+            "correct_bits": evidence.pack(correct), **fields}
 
 
 CASE = "cnn-ptq_int8-litert"
@@ -277,8 +309,8 @@ CASE = "cnn-ptq_int8-litert"
     ("size_bytes", 31000, 31000, cmp.SAME),
 ])
 def test_compare_knows_which_way_is_better(metric, before, after, direction):
-    rows = cmp.compare(baseline(**{CASE: {metric: before}}), baseline(**{CASE: {metric: after}}))
-    row = only_row(rows, metric)
+    comparison = cmp.compare(baseline(**{CASE: {metric: before}}), baseline(**{CASE: {metric: after}}))
+    row = only_row(comparison, metric)
     assert row.direction == direction
     assert row.change == pytest.approx(after - before)
     assert row.ratio == pytest.approx(after / before)
@@ -295,21 +327,21 @@ def test_compare_knows_which_way_is_better(metric, before, after, direction):
     (None, 0.900, 0.910, True),
 ])
 def test_accuracy_significance_follows_the_binomial_noise(n_test, before, after, significant):
-    rows = cmp.compare(results_with(n_test, **{CASE: {"accuracy": before}}),
-                       results_with(n_test, **{CASE: {"accuracy": after}}))
-    assert only_row(rows, "accuracy").significant is significant
+    comparison = cmp.compare(results_with(n_test, **{CASE: {"accuracy": before}}),
+                             results_with(n_test, **{CASE: {"accuracy": after}}))
+    assert only_row(comparison, "accuracy").significant is significant
 
 
 def test_accuracy_below_threshold_is_never_significant():
-    rows = cmp.compare(results_with(10**9, **{CASE: {"accuracy": 0.9}}),
-                       results_with(10**9, **{CASE: {"accuracy": 0.9008}}), threshold_pp=0.1)
-    assert not only_row(rows, "accuracy").significant
+    comparison = cmp.compare(results_with(10**9, **{CASE: {"accuracy": 0.9}}),
+                             results_with(10**9, **{CASE: {"accuracy": 0.9008}}), threshold_pp=0.1)
+    assert not only_row(comparison, "accuracy").significant
 
 
 def test_smaller_test_set_sets_the_noise():
-    rows = cmp.compare(results_with(10_000, **{CASE: {"accuracy": 0.90}}),
-                       results_with(2_000, **{CASE: {"accuracy": 0.91}}))
-    assert not only_row(rows, "accuracy").significant
+    comparison = cmp.compare(results_with(10_000, **{CASE: {"accuracy": 0.90}}),
+                             results_with(2_000, **{CASE: {"accuracy": 0.91}}))
+    assert not only_row(comparison, "accuracy").significant
 
 
 @pytest.mark.parametrize(("metric", "before", "after", "significant"), [
@@ -321,24 +353,24 @@ def test_smaller_test_set_sets_the_noise():
     ("throughput_ips", 1000.0, 850.0, True),   # 15 %
 ])
 def test_size_and_timing_significance_are_relative(metric, before, after, significant):
-    rows = cmp.compare(baseline(**{CASE: {metric: before}}), baseline(**{CASE: {metric: after}}))
-    assert only_row(rows, metric).significant is significant
+    comparison = cmp.compare(baseline(**{CASE: {metric: before}}), baseline(**{CASE: {metric: after}}))
+    assert only_row(comparison, metric).significant is significant
 
 
-def test_compare_lists_added_removed_and_not_comparable():
+def test_compare_lists_added_and_removed_and_compares_a_changed_recipe():
     before = baseline(**{"cnn-float32-litert": {"accuracy": 0.9},
                          CASE: {"accuracy": 0.9, "recipe_hash": "aaa"}})
     after = results_with(2000, **{"vgg16-float32-litert": {"accuracy": 0.93},
                                   CASE: {"accuracy": 0.8, "recipe_hash": "bbb"}})
-    directions = {row.case_id: row.direction for row in cmp.compare(before, after)}
+    directions = {row.case_id: row.direction for row in cmp.compare(before, after).rows}
     assert directions == {"cnn-float32-litert": cmp.REMOVED, "vgg16-float32-litert": cmp.ADDED,
-                          CASE: cmp.NOT_COMPARABLE}
+                          CASE: cmp.WORSE}
 
 
 def test_compare_skips_metrics_missing_on_either_side():
-    rows = cmp.compare(baseline(**{CASE: {"accuracy": 0.9, "latency_ms_b1": None}}),
-                       baseline(**{CASE: {"accuracy": 0.9, "latency_ms_b1": 0.1}}))
-    assert [row.metric for row in rows] == ["accuracy"]
+    comparison = cmp.compare(baseline(**{CASE: {"accuracy": 0.9, "latency_ms_b1": None}}),
+                             baseline(**{CASE: {"accuracy": 0.9, "latency_ms_b1": 0.1}}))
+    assert [row.metric for row in comparison.rows] == ["accuracy"]
 
 
 def test_render_compare_summary_and_markers():
@@ -346,15 +378,120 @@ def test_render_compare_summary_and_markers():
     after = baseline(**{CASE: {"accuracy": 0.80, "size_bytes": 900, "latency_ms_b1": 1.01}})
     text = cmp.render_compare(cmp.compare(before, after))
     first_line = text.splitlines()[0]
-    assert first_line.startswith("**1 cases compared**: 1 worse (significant), 1 better")
-    table = [line for line in text.splitlines() if CASE in line]
+    assert first_line.startswith("**1 cases compared**: 1 no per-image record; metrics: 1 worse "
+                                 "(significant), 1 better")
+    metric_table = text.split("## Metrics")[1]
+    table = [line for line in metric_table.splitlines() if CASE in line]
     assert [line.split("|")[1].strip() for line in table] == ["+", "-", "~"]
 
 
 def test_compare_accepts_the_sample_against_itself(sample):
-    rows = cmp.compare(sample, copy.deepcopy(sample))
-    assert rows and all(row.direction == cmp.SAME for row in rows)
-    assert "No differences." in cmp.render_compare(rows)
+    comparison = cmp.compare(sample, copy.deepcopy(sample))
+    assert comparison.rows and all(row.direction == cmp.SAME for row in comparison.rows)
+    assert {case.name for case in comparison.verdicts} == {"identical"}
+    assert not comparison.regressed
+    text = cmp.render_compare(comparison)
+    assert "No differences." in text
+    assert "22 identical cases with nothing changed not shown" in text
+
+
+# --------------------------------------------------------------------------------------------
+# Compare: paired verdicts
+
+
+def test_compare_judges_a_regressed_case_with_its_numbers():
+    before = outcomes(right=180, n=200)
+    after = outcomes(right=160, n=200)  # the last 20 the baseline got right are now wrong
+    comparison = cmp.compare(baseline(**{CASE: measured(before, size_bytes=31_000)}),
+                             results_with(200, **{CASE: measured(after, size_bytes=31_500)}))
+    [case] = comparison.verdicts
+    assert case.name == "regressed"
+    assert (case.verdict.lost, case.verdict.gained) == (20, 0)
+    assert case.verdict.alpha == gates.per_case_alpha(1)
+    assert case.verdict.ceiling_pp == 0.5  # the smoke tier's
+    assert comparison.regressed == [CASE]
+    text = cmp.render_compare(comparison)
+    assert re.search(r"`cnn-ptq_int8-litert` +\| \*\*regressed\*\* +\| 20 / 0 +\| -10\.00 +\| 9\.5e-07 +"
+                     r"\| 90\.00 -> 80\.00 +\| 31\.0 KB -> 31\.5 KB \(\+500 B\) +\| none ", text)
+    # The accuracy row agrees with the verdict.
+    assert only_row(comparison, "accuracy").significant
+
+
+def test_compare_gives_a_changed_recipe_a_verdict_with_numbers():
+    before = outcomes(right=150, n=200)
+    after = before.copy()
+    after[[0, 1]] = False  # lost
+    after[199] = True  # gained
+    comparison = cmp.compare(
+        baseline(**{CASE: measured(before, recipe_hash="aaa")}),
+        results_with(200, **{CASE: measured(after, recipe_hash="bbb")}))
+    [case] = comparison.verdicts
+    assert case.name == "drift"
+    assert (case.verdict.lost, case.verdict.gained) == (2, 1)
+    assert "case definition (recipe hash) changed" in case.causes
+    text = cmp.render_compare(comparison)
+    assert "not comparable" not in text
+    assert re.search(r"`cnn-ptq_int8-litert` +\| drift +\| 2 / 1 +\| -0\.50 +\| 0\.5 +"
+                     r"\| 75\.00 -> 74\.50 ", text)
+    assert "case definition (recipe hash) changed" in text
+    assert only_row(comparison, "accuracy").change == pytest.approx(-0.005)
+
+
+def test_compare_without_per_image_record_shows_the_accuracies():
+    after = outcomes(right=170, n=200)
+    comparison = cmp.compare(baseline(**{CASE: {"accuracy": 0.9}}),
+                             results_with(200, **{CASE: measured(after)}))
+    [case] = comparison.verdicts
+    assert case.verdict is None and case.unpaired == "no per-image record before"
+    assert not comparison.regressed
+    assert re.search(r"\| no per-image record before +\| n/a +\| -5\.00 +\| n/a +\| 90\.00 -> 85\.00 ",
+                     cmp.render_compare(comparison))
+
+
+def test_compare_does_not_pair_records_of_different_test_sets():
+    comparison = cmp.compare(baseline(**{CASE: measured(outcomes(right=90, n=100))}),
+                             results_with(200, **{CASE: measured(outcomes(right=180, n=200))}))
+    assert comparison.verdicts[0].unpaired == "not paired: 100 vs 200 test images"
+
+
+def test_compare_lists_environment_differences_as_causes():
+    correct = outcomes(right=90, n=100)
+    environment = {"lock_sha256": "a" * 64, "tensorflow": "2.21.0", "cpu": {"flags": {"avx2": True}}}
+    before = {**baseline(**{CASE: measured(correct, environment="old")}),
+              "environments": {"old": environment}}
+    after = {**results_with(100, **{CASE: measured(correct, environment="new")}),
+             "environments": {"new": {**environment, "tensorflow": "2.22.0"}}}
+    [case] = cmp.compare(before, after).verdicts
+    assert case.name == "identical"
+    assert case.causes == ("tensorflow 2.21.0 -> 2.22.0",)
+
+
+def test_compare_refuses_damaged_bits(tmp_path):
+    broken = {**measured(outcomes(right=90, n=100)), "correct_bits": "not base64!"}
+    with pytest.raises(ReportError, match=r"cnn-ptq_int8-litert.*correct_bits"):
+        cmp.compare(baseline(**{CASE: measured(outcomes(right=90, n=100))}),
+                    results_with(100, **{CASE: broken}))
+
+
+def test_compare_without_a_known_tier_cannot_judge():
+    correct = measured(outcomes(right=90, n=100))
+    with pytest.raises(ReportError, match="tier"):
+        cmp.compare({"schema": 2, "cases": {CASE: correct}},
+                    {"schema": 2, "cases": [{"id": CASE, **correct}]})
+
+
+def test_load_comparable_migrates_a_schema_1_baselines_file(tmp_path):
+    """The committed baselines may still be schema 1: bench.baseline.load migrates them."""
+    path = tmp_path / "smoke.json"
+    path.write_text(json.dumps({"schema": 1, "tier": "smoke", "dataset_sha256": "d",
+                                "environment": {"tensorflow": "2.21.0"},
+                                "cases": {CASE: {"accuracy": 0.9, "size_bytes": 31_000}}}),
+                    encoding="utf-8")
+    document = cmp.load_comparable(path)
+    assert document["schema"] == 2 and document["cases"][CASE]["environment"] in document["environments"]
+    after = results_with(200, **{CASE: measured(outcomes(right=170, n=200), size_bytes=31_000)})
+    [case] = cmp.compare(document, after).verdicts
+    assert case.unpaired == "no per-image record before"
 
 
 # --------------------------------------------------------------------------------------------
@@ -367,11 +504,34 @@ def test_cli_render_and_compare(tmp_path, capsys):
     assert main(["render", str(results_path), "--out-dir", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / REPORT_FILE).exists()
     out = tmp_path / "compare.md"
-    assert main(["compare", str(SAMPLE), str(SAMPLE_B), "--out", str(out)]) == 0
+    # The sample pair holds a regressed case: the table is written and the command fails.
+    assert main(["compare", str(SAMPLE), str(SAMPLE_B), "--out", str(out)]) == cmp.REGRESSED_EXIT_STATUS
     assert out.read_text(encoding="utf-8") == (GOLDEN_DIR / "compare_sample.md").read_text(
         encoding="utf-8")
-    assert main(["compare", str(SAMPLE), str(SAMPLE_B), "--all"]) == 0
+    assert "vgg16-qat_int8-litert" in capsys.readouterr().err
+    assert main(["compare", str(SAMPLE), str(SAMPLE_B), "--all"]) == cmp.REGRESSED_EXIT_STATUS
     assert "unchanged metrics not shown" not in capsys.readouterr().out
+    assert main(["compare", str(SAMPLE), str(SAMPLE)]) == 0
+
+
+def test_cli_compare_fails_on_a_regressed_case_and_says_so(tmp_path, capsys):
+    before, after = tmp_path / "smoke.json", tmp_path / "results.json"
+    before.write_text(json.dumps({
+        "schema": 2, "tier": "smoke", "dataset_sha256": "d", "environments": {"e": {}},
+        "cases": {CASE: measured(outcomes(right=180, n=200), environment="e")}}), encoding="utf-8")
+    after.write_text(json.dumps(results_with(200, **{CASE: measured(outcomes(right=160, n=200))})),
+                     encoding="utf-8")
+    assert main(["compare", str(before), str(after)]) == cmp.REGRESSED_EXIT_STATUS
+    captured = capsys.readouterr()
+    assert "**regressed** | 20 / 0" in captured.out
+    assert captured.err.startswith("regressed from") and CASE in captured.err
+
+
+def test_cli_compare_help_says_a_regression_fails(capsys):
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    assert f"{cmp.REGRESSED_EXIT_STATUS} when a case is 'regressed'" in " ".join(
+        capsys.readouterr().out.split())
 
 
 def test_cli_reports_errors_without_traceback(tmp_path, capsys):
@@ -418,3 +578,133 @@ def test_worst_layers_ignore_qat_drift():
     from bench.report import worst_case_per_model
 
     assert worst_case_per_model(results["layer_errors"], results) == {"cnn": "cnn-ptq_int8-litert"}
+
+
+# --------------------------------------------------------------------------------------------
+# Against the baseline, batch-1 cases and the lost images
+
+
+def test_against_the_baseline_renders_each_verdict_with_its_numbers(sample):
+    text = render_markdown(sample)
+    section = text.split("## Against the baseline")[1].split("\n## ")[0]
+    assert "22 cases judged against the baseline: 18 identical, 1 drift, 1 improved, 1 regressed, " \
+           "1 no baseline." in section
+    assert re.search(r"`vgg16-ptq_int8-litert` +\| \*\*regressed\*\* +\| 31 / 4 +\| -0\.27 +\| 1\.7e-06 +"
+                     r"\| 92\.09 -> 91\.82 +\| artifact bytes differ", section)
+    assert re.search(r"`mobilenet-qat_int8-litert` +\| improved +\| 2 / 30 +\| \+0\.28 +\| 1\.2e-07 \(gain\)",
+                     section)
+    assert re.search(r"`cnn-ptq_dynamic-onnxruntime` +\| no baseline +\| n/a ", section)
+    # A changed recipe is a cause beside the verdict, not a status instead of it.
+    assert re.search(r"`mobilenet-ptq_float16-litert` +\| identical .*case definition \(recipe hash\) "
+                     r"changed", section)
+    assert "not comparable" not in text
+
+
+def test_causes_every_case_shares_are_stated_once():
+    results = minimal_results()
+    results["cases"].append({**results["cases"][0], "id": "cnn-qat_int8-litert", "mode": "qat_int8"})
+    for case in results["cases"]:
+        case["baseline_verdict"] = "identical"
+        case["baseline_comparison"] = gates.Verdict(
+            "identical", 0, 0, 1.0, 1.0, 0.005, 0.5, 100, 0.9, 0.9,
+            causes=("tensorflow 2.21.0 -> 2.22.0",)).as_dict()
+    results["cases"][1]["baseline_comparison"]["causes"].append("case definition (recipe hash) changed")
+    # A case without a baseline shares no differences, and must not hide those the others share.
+    results["cases"].append({**results["cases"][0], "id": "cnn-ptq_int8-onnxruntime",
+                             "backend": "onnxruntime", "baseline_verdict": "no_baseline",
+                             "baseline_comparison": None})
+    section = render_markdown(results).split("## Against the baseline")[1]
+    assert section.count("tensorflow 2.21.0 -> 2.22.0") == 1
+    assert re.search(r"`cnn-qat_int8-litert` .*\| as above; case definition \(recipe hash\) changed", section)
+
+
+def test_cases_evaluated_one_image_at_a_time_are_named(sample):
+    text = render_markdown(sample)
+    assert ("Evaluated one image at a time: outputs depend on the batch: `cnn-ptq_dynamic-onnxruntime` "
+            "(batch 256 against batch 1 on 48 sampled images: logits up to 0.31 apart, 2 top-1 "
+            "changed)") in text
+    assert "21 cases evaluated in batches give the outputs of batch 1" in text
+    assert "one image at a time" not in render_markdown(minimal_results())
+
+
+def square_pixels(side: int = 12) -> str:
+    """base64 of a 28x28 uint8 image holding a bright square: a stand-in for a test image."""
+    image = np.zeros((plots.IMAGE_SIDE, plots.IMAGE_SIDE), dtype=np.uint8)
+    image[8:8 + side, 8:8 + side] = 220
+    return base64.b64encode(image.tobytes()).decode("ascii")
+
+
+def lost_images(count: int) -> dict:
+    return {"case": "vgg16-ptq_int8-litert", "float_case": "vgg16-float32-litert", "images_lost": 40,
+            "images": [{"position": index, "label": index % 10, "predicted": (index + 1) % 10,
+                        "float_predicted": index % 10, "pixels": square_pixels(4 + index % 12)}
+                       for index in range(count)]}
+
+
+def test_lost_images_grid_is_written_and_embedded_under_the_case(tmp_path):
+    results = minimal_results(lost_images=lost_images(16))
+    path = plots.plot_lost_images(results, tmp_path)
+    assert path == tmp_path / "lost_images.png"
+    assert_is_png(path)
+    assert [title for _, title in plots.lost_image_tiles(results)][:2] == [
+        "true T-shirt/top\nint8 Trouser", "true Trouser\nint8 Pullover"]
+    text = render_markdown(results, {"lost_images": path.name})
+    assert "## Images `vgg16-ptq_int8-litert` lost against `vgg16-float32-litert`" in text
+    assert "16 of the 40 test images" in text
+    assert text.count("](lost_images.png)") == 1  # in its section, not again among the plots
+
+
+def test_lost_images_grid_skips_unreadable_pixels(tmp_path):
+    lost = lost_images(3)
+    lost["images"][1]["pixels"] = "AAAA"  # 3 bytes, not 784
+    assert len(plots.lost_image_tiles(minimal_results(lost_images=lost))) == 2
+
+
+@pytest.mark.parametrize("lost", [None, {"case": "cnn-ptq_int8-litert", "images_lost": 0, "images": []}])
+def test_without_lost_images_there_is_no_picture_and_a_note(tmp_path, lost):
+    stale = tmp_path / plots.PLOT_FILES["lost_images"]
+    stale.write_bytes(b"from an earlier run")
+    results = minimal_results(lost_images=lost)
+    assert plots.plot_lost_images(results, tmp_path) is None
+    assert not stale.exists()
+    text = render_markdown(results, {})
+    assert "No int8 case lost an image that float32 classified correctly in these results." in text
+    assert "lost_images.png" not in text
+
+
+def test_a_first_run_without_baselines_gets_the_count_but_no_rule():
+    results = minimal_results()
+    results["cases"][0].update({"baseline_verdict": "no_baseline", "baseline_comparison": None})
+    section = render_markdown(results).split("## Against the baseline")[1].split("\n## ")[0]
+    assert "1 case judged against the baseline: 1 no baseline." in section
+    assert "A case regresses" not in section
+    assert re.search(r"`cnn-ptq_int8-litert` +\| no baseline +\| n/a ", section)
+
+
+def churned(correct: np.ndarray, lost: list[int], gained: list[int]) -> np.ndarray:
+    """``correct`` with the images at ``lost`` made wrong and those at ``gained`` made right."""
+    changed = correct.copy()
+    changed[lost], changed[gained] = False, True
+    return changed
+
+
+def test_compare_widens_the_ceiling_by_the_float32_siblings_churn_as_the_session_does():
+    """3 lost, 1 gained of 200: a net loss of 1 pp, over the smoke ceiling (0.5 pp) but not
+    significant. With a float32 sibling that flipped 4 images the ceiling widens by
+    3 * sqrt(4) / 200 = 3 pp, and the same flips are drift."""
+    float_before = outcomes(right=180, n=200)
+    case_before = outcomes(right=170, n=200)
+    case_after = churned(case_before, lost=[0, 1, 2], gained=[199])
+    sibling = "cnn-float32-litert"
+
+    def judge(float_after: np.ndarray) -> cmp.CaseVerdict:
+        before = baseline(**{sibling: measured(float_before), CASE: measured(case_before)})
+        after = results_with(200, **{sibling: measured(float_after), CASE: measured(case_after)})
+        return {case.case_id: case for case in cmp.compare(before, after).verdicts}[CASE]
+
+    steady = judge(float_before)
+    assert steady.name == "regressed" and steady.verdict.ceiling_pp == pytest.approx(0.5)
+    assert cmp.verdict_row(steady, ())[1] == "**regressed** (net loss over 0.50 pp)"
+    churning = judge(churned(float_before, lost=[3, 4], gained=[190, 191]))
+    assert churning.name == "drift" and churning.verdict.reference_flips == 4
+    assert churning.verdict.ceiling_pp == pytest.approx(0.5 + 100 * gates.CHURN_Z * 2 / 200)
