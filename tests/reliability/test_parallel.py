@@ -116,7 +116,7 @@ def test_concurrent_publishers_lose_no_case(tmp_path, monkeypatch):
     import types
 
     from bench import baseline as baselines
-    from bench import publish, report
+    from bench import environment, publish, report
     from bench.session import Options
     from bench.tiers import SMOKE
 
@@ -142,8 +142,10 @@ def test_concurrent_publishers_lose_no_case(tmp_path, monkeypatch):
     def session(i: int):
         model, mode = combos[i]
         case = {"id": f"{model}-{mode}-litert", "model": model, "mode": mode, "backend": "litert",
-                "status": "passed", "accuracy": 0.5 + i / 100, "size_bytes": 1000 + i}
-        document = {"schema": 1, "tier": "smoke", "dataset_sha256": "d", "environment": {},
+                "status": "passed", "accuracy": 0.5 + i / 100, "size_bytes": 1000 + i,
+                "environment": environment.fingerprint_id({})}
+        document = {"schema": 2, "tier": "smoke", "dataset_sha256": "d", "environment": {},
+                    "environments": {environment.fingerprint_id({}): {}},
                     "cases": [case], "agreement": [], "models": {}, "harness": {}, "layer_errors": {}}
         return types.SimpleNamespace(options=options, tier=SMOKE, results=lambda: document)
 

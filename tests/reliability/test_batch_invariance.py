@@ -1,0 +1,50 @@
+"""What deployment gets: no image's result may depend on the other images of its batch.
+
+ONNX Runtime's dynamic quantization takes each activation's range over the whole batch tensor, so
+``ptq_dynamic`` declares ORT batch-dependent and the harness evaluates it one image at a time. The
+test takes that declaration away and checks that the real artifact, evaluated batched, fails its
+case with a message that says why; the declared mode passes, evaluated at batch 1.
+
+Real session on the shared trained cache (smoke cnn, ONNX Runtime).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from bench.modes import MODES
+
+from .conftest import MODEL, make_session
+
+pytestmark = pytest.mark.bench
+
+CASE = f"{MODEL}-ptq_dynamic-onnxruntime"
+
+
+def _run(cache_root, tmp_path) -> dict:
+    session = make_session(cache_root, tmp_path, modes=["float32", "ptq_dynamic"])
+    session.options = dataclasses.replace(session.options, backends=["onnxruntime"])
+    return session.run_case(MODEL, "ptq_dynamic", "onnxruntime")
+
+
+def test_the_declared_batch_dependent_artifact_is_evaluated_one_image_at_a_time(trained_cache, tmp_path):
+    record = _run(trained_cache.root, tmp_path)
+    invariance = record["batch_invariance"]
+    print(f"\n{CASE}: {invariance}")
+    assert record["eval_batch"] == 1 and invariance["eval_batch"] == 1
+    assert invariance["depends_on_batch"], "ORT dynamic quantization measured batch-invariant"
+    assert not any("depend on the batch" in m for m in record["failures"]), record["failures"]
+
+
+def test_a_batch_dependent_artifact_evaluated_batched_fails(monkeypatch, trained_cache, tmp_path):
+    original = MODES.get("ptq_dynamic")
+    monkeypatch.setitem(MODES._entries, "ptq_dynamic", dataclasses.replace(original, batch_dependent={}))
+    record = _run(trained_cache.root, tmp_path)
+    print(f"\n{CASE}: {record['failures']}")
+    assert record["eval_batch"] == 256 and record["status"] == "failed"
+    [message] = [m for m in record["failures"] if "depend on the batch" in m]
+    assert message.startswith(f"{CASE}: outputs depend on the batch: 48 images run one at a time differ "
+                              "from the batch-256 evaluation by up to ")
+    assert "declare the backend in the mode's batch_dependent" in message
