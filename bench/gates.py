@@ -286,23 +286,34 @@ def case_gates(tier: Tier, record: dict) -> list[str]:
 
 
 # An int8 case's interleaved speedup over float32 may fall to this fraction of its baseline's
-# before it fails (compared only where the CPU's ISA flags match the baseline's). SPEEDUP_DERIVATION
+# before it fails (compared only where the CPU's ISA flags match the baseline's). Measured on this
+# AMD EPYC, ten runs of tests/bench/test_speed_check.py plus the baseline recording: mobilenet
+# LiteRT 2.07-2.29x, ORT 1.51-1.75x; vgg16 LiteRT 3.45-3.99x, ORT 2.98-3.66x: the lowest run is
+# 0.81 of the highest. 0.7 leaves that spread a margin, and an int8 path twice as slow (0.5 of
+# its speedup; planted: mobilenet LiteRT 0.98-1.18x against 1.96-2.30x) fails with one too.
 SPEEDUP_KEPT_FRACTION = 0.7
+# The cnn's batch-1 call takes 30-70 us, where the timer and Python's per-call cost dominate: its
+# LiteRT speedup measured 1.49-2.00x over the same runs (0.75 of the highest), too noisy to
+# hold to 0.7 of a baseline. It is reported, not gated (the same models as latency's VNNI floor).
+SPEEDUP_BASELINE_MODELS = ("mobilenet", "vgg16")
 
 
 def speedup_vs_baseline_fails(case_id: str, speedup: float, baseline: float | None,
-                              same_isa: bool) -> tuple[str | None, str]:
+                              same_isa: bool, model: str) -> tuple[str | None, str]:
     """Compares a machine-relative speedup (int8 over float32, same run) with its baseline's.
 
     Returns:
         ``(failure or None, verdict text)``: the text says what was compared and why, or why the
-        baseline's speedup does not apply (another CPU, none recorded).
+        baseline's speedup does not apply (another CPU, none recorded, a model too fast to time).
     """
     if baseline is None:
         return None, f"{speedup:.2f}x; no baseline speedup recorded"
     if not same_isa:
         return None, (f"{speedup:.2f}x; baseline {baseline:.2f}x was measured on a CPU with other ISA "
                       "flags, so only the floor applies")
+    if model not in SPEEDUP_BASELINE_MODELS:
+        return None, (f"{speedup:.2f}x against the baseline's {baseline:.2f}x; not gated: {model}'s "
+                      "batch-1 call is too short to time to 30 %")
     floor = SPEEDUP_KEPT_FRACTION * baseline
     text = (f"{speedup:.2f}x against the baseline's {baseline:.2f}x "
             f"(floor {floor:.2f}x = {SPEEDUP_KEPT_FRACTION:g} x baseline)")

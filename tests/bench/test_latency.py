@@ -81,7 +81,7 @@ def test_int8_speedup(model_backend, bench_session):
         entry, recorded = bench_session.baseline_entry(cid)
         regression, against_baseline = gates.speedup_vs_baseline_fails(
             cid, speedup, (entry or {}).get("speedup_vs_float"),
-            environment.same_isa(recorded, bench_session.environment))
+            environment.same_isa(recorded, bench_session.environment), model)
         if regression and not bench_session.options.update_baselines:
             problems.append(regression)
         timing.update({

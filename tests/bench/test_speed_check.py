@@ -10,6 +10,8 @@ the 0.7 floor; a second test plants exactly that and checks that the gate catche
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from bench import environment, gates, latency
@@ -34,19 +36,24 @@ def _skip_unless_checked(session, model: str, backend: str) -> None:
         pytest.skip(f"{case_id(model, CHECK_MODE, backend)}: {reason}")
 
 
-def measure_speedup(session, model: str, backend: str, int8_repeats: int = 1) -> float:
+def measure_speedup(session, model: str, backend: str, slowdown: float = 1.0) -> float:
     """float32 / int8 median batch-1 latency, interleaved, one thread.
 
     Args:
-        int8_repeats: Invokes per timed int8 call: 2 plants an int8 path twice as slow.
+        slowdown: Each int8 call is stretched to this multiple of its own duration (busy wait):
+            2 plants an int8 path exactly twice as slow. (Invoking twice is not: the second
+            invoke finds weights and activations in cache, measured 1.4x, not 2x.)
     """
     one = session.inputs("test", model)[:1]
     float_runner = session.runner(model, "float32", backend, threads=1)
     int8_runner = session.runner(model, CHECK_MODE, backend, threads=1)
 
     def int8_call() -> None:
-        for _ in range(int8_repeats):
-            int8_runner.run_batch(one)
+        began = time.perf_counter()
+        int8_runner.run_batch(one)
+        until = began + slowdown * (time.perf_counter() - began)
+        while time.perf_counter() < until:
+            pass
 
     calls = {"float32": lambda: float_runner.run_batch(one), CHECK_MODE: int8_call}
     medians = latency.interleaved_medians(calls, latency.rounds_for(calls["float32"], CHECK_SECONDS))
@@ -54,7 +61,8 @@ def measure_speedup(session, model: str, backend: str, int8_repeats: int = 1) ->
 
 
 def test_int8_speed_check(model_backend, bench_session):
-    """ptq_int8 keeps at least 0.7 of its baseline speedup (same ISA flags); else the VNNI floor."""
+    """ptq_int8 keeps 0.7 of its baseline speedup (same ISA flags; mobilenet and vgg16), and the
+    VNNI floor."""
     model, backend = model_backend
     _skip_unless_checked(bench_session, model, backend)
     cid = case_id(model, CHECK_MODE, backend)
@@ -62,7 +70,7 @@ def test_int8_speed_check(model_backend, bench_session):
     entry, recorded = bench_session.baseline_entry(cid)
     regression, verdict = gates.speedup_vs_baseline_fails(
         cid, speedup, (entry or {}).get("speedup_vs_float"),
-        environment.same_isa(recorded, bench_session.environment))
+        environment.same_isa(recorded, bench_session.environment), model)
     gated, why = latency.vnni_verdict(bench_session.environment["cpu"])
     floor_fails = gated and model in latency.SPEEDUP_GATED_MODELS and speedup < latency.INT8_SPEEDUP_FLOOR
     bench_session.harness.setdefault("speed_check", {})[cid] = {"speedup_vs_float": speedup, "verdict": verdict}
@@ -81,8 +89,8 @@ def test_planted_int8_slowdown_is_caught(bench_session):
     _skip_unless_checked(bench_session, model, backend)
     cid = case_id(model, CHECK_MODE, backend)
     real = measure_speedup(bench_session, model, backend)
-    planted = measure_speedup(bench_session, model, backend, int8_repeats=2)
-    regression, verdict = gates.speedup_vs_baseline_fails(cid, planted, real, same_isa=True)
+    planted = measure_speedup(bench_session, model, backend, slowdown=2.0)
+    regression, verdict = gates.speedup_vs_baseline_fails(cid, planted, real, same_isa=True, model=model)
     print(f"\n{cid}: real {real:.2f}x, planted 2x slowdown {planted:.2f}x: {verdict}")
     assert regression is not None, f"a 2x slower int8 path passed: {verdict}"
     assert f"fell to {planted:.2f}x" in regression

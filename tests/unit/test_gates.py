@@ -421,7 +421,7 @@ def test_batch_dependence_passes_when_invariant_or_evaluated_at_batch_one():
 
 
 def test_speedup_on_the_same_isa_fails_when_halved():
-    failure, text = gates.speedup_vs_baseline_fails(CASE, 1.2, 2.4, same_isa=True)
+    failure, text = gates.speedup_vs_baseline_fails(CASE, 1.2, 2.4, same_isa=True, model="mobilenet")
     assert failure is not None and failure.startswith(CASE)
     assert "1.20x" in failure and "2.40x" in failure and "floor 1.68x" in failure
     assert "slower" in failure
@@ -429,16 +429,16 @@ def test_speedup_on_the_same_isa_fails_when_halved():
 
 
 def test_speedup_on_the_same_isa_passes_ten_percent_slower_and_at_the_floor():
-    failure, text = gates.speedup_vs_baseline_fails(CASE, 2.16, 2.4, same_isa=True)
+    failure, text = gates.speedup_vs_baseline_fails(CASE, 2.16, 2.4, same_isa=True, model="mobilenet")
     assert failure is None and "2.16x against the baseline's 2.40x" in text
-    assert gates.speedup_vs_baseline_fails(CASE, 3.0, 2.4, same_isa=True)[0] is None  # faster
+    assert gates.speedup_vs_baseline_fails(CASE, 3.0, 2.4, same_isa=True, model="mobilenet")[0] is None  # faster
     floor = gates.SPEEDUP_KEPT_FRACTION * 2.0
-    assert gates.speedup_vs_baseline_fails(CASE, floor, 2.0, same_isa=True)[0] is None
-    assert gates.speedup_vs_baseline_fails(CASE, floor - 1e-6, 2.0, same_isa=True)[0] is not None
+    assert gates.speedup_vs_baseline_fails(CASE, floor, 2.0, same_isa=True, model="mobilenet")[0] is None
+    assert gates.speedup_vs_baseline_fails(CASE, floor - 1e-6, 2.0, same_isa=True, model="mobilenet")[0] is not None
 
 
 def test_speedup_on_another_isa_never_fails_and_says_why():
-    failure, text = gates.speedup_vs_baseline_fails(CASE, 0.5, 2.4, same_isa=False)
+    failure, text = gates.speedup_vs_baseline_fails(CASE, 0.5, 2.4, same_isa=False, model="mobilenet")
     assert failure is None
     assert text.startswith("0.50x") and "baseline 2.40x" in text
     assert "other ISA flags" in text and "only the floor applies" in text
@@ -446,7 +446,7 @@ def test_speedup_on_another_isa_never_fails_and_says_why():
 
 def test_speedup_without_a_baseline_says_so():
     for same in (True, False):
-        failure, text = gates.speedup_vs_baseline_fails(CASE, 1.9, None, same_isa=same)
+        failure, text = gates.speedup_vs_baseline_fails(CASE, 1.9, None, same_isa=same, model="mobilenet")
         assert failure is None and text == "1.90x; no baseline speedup recorded"
 
 
@@ -470,3 +470,9 @@ def test_the_ceiling_widens_with_the_float_models_own_churn():
     assert churned.ceiling_pp == pytest.approx(0.5 + 100 * gates.CHURN_Z * 286 ** 0.5 / n)
     own = gates.judge(current, baseline, SMOKE_ALPHA, 0.5)  # a float32 case: its own 85 flips
     assert own.reference_flips == 85 and own.verdict == "drift"
+
+
+def test_speedup_of_a_model_too_fast_to_time_is_reported_not_gated():
+    failure, text = gates.speedup_vs_baseline_fails("cnn-ptq_int8-litert", 0.5, 2.0, same_isa=True, model="cnn")
+    assert failure is None
+    assert text == "0.50x against the baseline's 2.00x; not gated: cnn's batch-1 call is too short to time to 30 %"
