@@ -284,6 +284,7 @@ class BenchSession:
         size = metrics.size_bytes(path)
         float_size = metrics.size_bytes(self.artifact(model, "float32", backend))
         invariance = self.batch_invariance(model, mode, backend)
+        correct = evidence.correct(logits, labels)
         record = {
             "id": cid,
             "model": model,
@@ -305,7 +306,7 @@ class BenchSession:
             "artifact_sha256": file_sha256(path),
             "eval_batch": invariance["eval_batch"],
             "batch_invariance": invariance,
-            "correct_bits": evidence.pack(evidence.correct(logits, labels)),
+            "correct_bits": evidence.pack(correct),
             "environment": self.environment_id,
         }
         failures = gates.case_gates(self.tier, record)
@@ -313,7 +314,7 @@ class BenchSession:
                                                MODES.get(mode).batch_dependent.get(backend))
         if message:
             failures.append(message)
-        record.update(self._judge(record, evidence.correct(logits, labels), failures))
+        record.update(self._judge(record, correct, failures))
         record["status"] = "failed" if failures else "passed"
         record["failures"] = failures
         self.records[cid] = record
