@@ -33,7 +33,7 @@ BASELINE_HEADERS = ("case", "verdict", "lost / gained", "net pp", "one-sided p",
 
 def _is_number(value: Any) -> bool:
     """True for an int or float that is not a bool (the harness writes no NaN here)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 # --------------------------------------------------------------------------------------------
