@@ -1,122 +1,22 @@
-"""Versioned baselines: ``baselines/<tier>.json``, read strictly, changed only on request.
+"""Baselines: what an update of ``baselines/<tier>.json`` writes, merges and says it changed.
 
-Schema 2::
-
-    {"schema": 2, "tier": "smoke", "dataset_sha256": "...",
-     "environments": {"<id>": {fingerprint: lock hash, library versions, CPU flags}},
-     "cases": {"<model>-<mode>-<backend>": {
-         "accuracy": 0.91, "size_bytes": 12345, "accuracy_drop_pp": 0.1, "recipe_hash": "...",
-         "n_test": 2000, "correct_bits": "<base64 packed bits, test-set order>",
-         "artifact_sha256": "...", "eval_batch": 256, "environment": "<id>", ...timings}}}
-
-Each case names the environment it was measured in, so updating some cases never re-stamps the
-others. The loader refuses files it does not understand (bad JSON, missing keys, a newer schema,
-per-image bits that cannot be the record of the case's images) with a message that says what to
-do, and migrates older schemas step by step (``_update_to_N``), as asv does. Writing is atomic
-and prints what changed, case by case, so nothing is overwritten silently.
+The file's schema and its loader (strict, migrating older schemas) are in :mod:`bench.results`.
+Here: the entry a case result becomes, the merge of an update into what was recorded (cases not
+run keep their entries and environments), the per-case diff an update prints, and the atomic
+write, so nothing is overwritten silently.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from bench import atomic, environment, evidence
 from bench.errors import BaselineError
+from bench.results import BASELINE_SCHEMA, load_baselines, update_command
 
-SCHEMA = 2
 # The fields a baseline keeps of each case result; the rest of a result is run-specific.
 KEPT_FIELDS = ("accuracy", "accuracy_drop_pp", "size_bytes", "recipe_hash", "n_test", "correct_bits",
                "artifact_sha256", "eval_batch", "latency_ms_b1", "speedup_vs_float")
-
-
-def _update_to_2(payload: dict) -> dict:
-    """Schema 1 kept one environment for the whole file: every case gets it as its own."""
-    recorded = payload.pop("environment", None) or {}
-    name = environment.fingerprint_id(recorded)
-    payload["environments"] = {name: recorded}
-    for case in payload.get("cases", {}).values():
-        if isinstance(case, dict):
-            case.setdefault("environment", name)
-    payload["schema"] = 2
-    return payload
-
-
-# Migrations from schema N-1 to N, applied in order.
-_MIGRATIONS = {2: _update_to_2}
-
-
-def baseline_path(root: Path, tier: str) -> Path:
-    return Path(root) / "baselines" / f"{tier}.json"
-
-
-def update_command(tier: str, models: list[str] | None = None) -> str:
-    return f"nox -s update_baselines -- --tier {tier}" + (f" --models {','.join(models)}" if models else "")
-
-
-def load(path: Path) -> dict | None:
-    """Reads a baselines file; None when it does not exist yet.
-
-    Raises:
-        BaselineError: The file is not valid JSON, lacks required keys, has an unknown schema,
-            or a case's per-image record is corrupt or of the wrong length.
-    """
-    path = Path(path)
-    if not path.exists():
-        return None
-    try:
-        payload = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise BaselineError(
-            f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); restore it with "
-            f"`git checkout {path}` or regenerate it with `{update_command(path.stem)}`"
-        ) from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("schema"), int):
-        raise BaselineError(f"{path} has no integer 'schema' field; it is not a baselines file")
-    schema = payload["schema"]
-    if schema > SCHEMA:
-        raise BaselineError(
-            f"{path} has schema {schema}, newer than this harness understands ({SCHEMA}); "
-            "upgrade the harness or regenerate the file with "
-            f"`{update_command(path.stem)}`"
-        )
-    while payload["schema"] < SCHEMA:
-        if payload["schema"] + 1 not in _MIGRATIONS:
-            raise BaselineError(
-                f"{path} has schema {schema}, older than any this harness can migrate; "
-                f"regenerate it with `{update_command(path.stem)}`"
-            )
-        payload = _MIGRATIONS[payload["schema"] + 1](payload)
-    if not isinstance(payload.get("cases"), dict):
-        raise BaselineError(f"{path} has no 'cases' object; regenerate it with `{update_command(path.stem)}`")
-    environments = payload.get("environments")
-    if not isinstance(environments, dict) or not all(isinstance(v, dict) for v in environments.values()):
-        raise BaselineError(f"{path} has no 'environments' object of fingerprints; restore it with "
-                            f"`git checkout {path}` or regenerate it with `{update_command(path.stem)}`")
-    for case_id, case in payload["cases"].items():
-        _check_case(path, case_id, case, environments)
-    return payload
-
-
-def _check_case(path: Path, case_id: str, case: object, environments: dict) -> None:
-    """Refuses a case whose per-image record or environment reference cannot be trusted."""
-    fix = f"restore it with `git checkout {path}` or re-record the case with " \
-          f"`{update_command(path.stem, [case_id.partition('-')[0]])}`"
-    if not isinstance(case, dict):
-        raise BaselineError(f"{path}: case {case_id} is not an object; {fix}")
-    if not isinstance(case.get("environment"), str) or case["environment"] not in environments:
-        raise BaselineError(f"{path}: case {case_id} names environment {case.get('environment')!r}, "
-                            f"which the file's 'environments' lacks; {fix}")
-    if "correct_bits" in case:
-        n = case.get("n_test")
-        if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
-            raise BaselineError(f"{path}: case {case_id} has per-image bits but no image count "
-                                f"('n_test'); {fix}")
-        try:
-            evidence.unpack(case["correct_bits"], n)
-        except evidence.EvidenceError as exc:
-            raise BaselineError(f"{path}: case {case_id}: its per-image record 'correct_bits' {exc}; "
-                                f"{fix}") from None
 
 
 def correct_of(path: Path, case_id: str, entry: dict, n: int):
@@ -142,7 +42,7 @@ def from_results(results: dict) -> dict:
             entry = {k: record[k] for k in KEPT_FIELDS if record.get(k) is not None}
             cases[record["id"]] = {**entry, "environment": name}
     return {
-        "schema": SCHEMA,
+        "schema": BASELINE_SCHEMA,
         "tier": results["tier"],
         "dataset_sha256": results["dataset_sha256"],
         "environments": {name: results["environment"]},
@@ -151,9 +51,10 @@ def from_results(results: dict) -> dict:
 
 
 def load_for_update(path: Path) -> dict | None:
-    """Like :func:`load`, but an unreadable file counts as absent (it is about to be replaced)."""
+    """Like :func:`bench.results.load_baselines`, but an unreadable file counts as absent (it is
+    about to be replaced)."""
     try:
-        return load(path)
+        return load_baselines(path)
     except BaselineError:
         return None
 

@@ -13,11 +13,10 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import atomic
+from bench import atomic, progress
 
 META = "meta.json"
 
@@ -63,8 +62,8 @@ def file_sha256(path: Path) -> str:
 
 
 def log(message: str) -> None:
-    """Progress lines go to stderr, unbuffered, so pytest -s and log files show them live."""
-    print(message, file=sys.stderr, flush=True)
+    """Shows a progress line live, on the terminal or stderr (see :func:`bench.progress.emit`)."""
+    progress.emit(message)
 
 
 class Cache:

@@ -19,8 +19,9 @@ PACKAGES = {
     "onnx": "onnx",
     "numpy": "numpy",
 }
-# CPU features that change which int8 kernels run, and so the speed (and rarely the rounding).
-CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+# CPU features that change which int8 and bfloat16 kernels run, and so the speed (and rarely the
+# rounding; OpenVINO's CPU plugin runs float graphs in bfloat16 by default where they exist).
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "avx512_bf16", "amx_bf16")
 # The lock every nox session, tox environment and CI run installs from (exact versions, hashes).
 LOCK_FILE = Path(__file__).resolve().parents[1] / "requirements.lock"
 # The versions that decide trained weights and converted artifacts; part of every cache key.
@@ -36,7 +37,22 @@ def _version(dist: str) -> str | None:
 
 @functools.lru_cache(maxsize=1)
 def versions() -> dict[str, str | None]:
-    return {key: _version(dist) for key, dist in PACKAGES.items()}
+    """The versions of :data:`PACKAGES` and of every registered backend's own packages."""
+    return {key: _version(dist) for key, dist in all_packages().items()}
+
+
+def all_packages() -> dict[str, str]:
+    """Fingerprint key -> distribution: the core stack, then what registered backends declare."""
+    from bench.backends import BACKENDS
+
+    packages = dict(PACKAGES)
+    known = set(packages.values())
+    for _, backend in BACKENDS.items():
+        for dist in backend.packages:
+            if dist not in known:
+                packages[dist.replace("-", "_")] = dist
+                known.add(dist)
+    return packages
 
 
 def library_versions() -> dict[str, str | None]:
@@ -69,9 +85,21 @@ def lock_sha256() -> str | None:
     return hashlib.sha256(LOCK_FILE.read_bytes()).hexdigest() if LOCK_FILE.is_file() else None
 
 
-def fingerprint() -> dict:
-    """What a run's results may depend on besides the code: lock, libraries, Python, CPU."""
-    return {"python": platform.python_version(), "lock_sha256": lock_sha256(), **versions(), "cpu": cpu()}
+def fingerprint(backends: list[str] | None = None) -> dict:
+    """What a run's results may depend on besides the code: lock, libraries, Python, CPU, and
+    what the selected ``backends`` report about this machine (``Backend.facts``)."""
+    found = {"python": platform.python_version(), "lock_sha256": lock_sha256(), **versions(), "cpu": cpu()}
+    facts = backend_facts(backends or [])
+    if facts:
+        found["backends"] = facts
+    return found
+
+
+def backend_facts(backends: list[str]) -> dict:
+    """``Backend.facts()`` of each selected backend that declares some."""
+    from bench.backends import BACKENDS
+
+    return {name: BACKENDS.get(name).facts() for name in backends if BACKENDS.get(name).facts}
 
 
 def fingerprint_id(environment: dict) -> str:
@@ -90,7 +118,7 @@ def differences(recorded: dict, current: dict) -> list[str]:
     problems = []
     if recorded.get("lock_sha256") != current.get("lock_sha256"):
         problems.append(f"lock {_short(recorded.get('lock_sha256'))} -> {_short(current.get('lock_sha256'))}")
-    for key in PACKAGES:
+    for key in all_packages():
         if recorded.get(key) != current.get(key):
             problems.append(f"{key} {recorded.get(key)} -> {current.get(key)}")
     old_flags = (recorded.get("cpu") or {}).get("flags", {})
@@ -98,6 +126,10 @@ def differences(recorded: dict, current: dict) -> list[str]:
     for flag in CPU_FLAGS:
         if old_flags.get(flag) != new_flags.get(flag):
             problems.append(f"cpu flag {flag} {old_flags.get(flag)} -> {new_flags.get(flag)}")
+    old_facts, new_facts = recorded.get("backends") or {}, current.get("backends") or {}
+    for name in sorted(set(old_facts) & set(new_facts)):
+        if old_facts[name] != new_facts[name]:
+            problems.append(f"{name} reports {new_facts[name]} (baseline: {old_facts[name]})")
     return problems
 
 

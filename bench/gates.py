@@ -1,7 +1,10 @@
-"""Gates: small checks that return a message when they fail and None when they pass.
+"""Gates: every threshold and pass/fail decision of the harness, each with its derivation.
 
-In the spirit of pytest-benchmark's ``RegressionCheck.fails``: a check never raises; the caller
-collects messages, so one case reports every gate it failed at once.
+A check returns a message when it fails and None when it passes, in the spirit of
+pytest-benchmark's ``RegressionCheck.fails``: a check never raises; the caller collects messages,
+so one case reports every gate it failed at once, and tests ``assert not gates.<check>(...)``.
+The facts the checks read live with what they describe: drop budgets and verdict ceilings in the
+tier (:mod:`bench.tiers`), size and agreement floors in the mode (:class:`bench.modes.Mode`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ import math
 import numpy as np
 
 from bench import metrics
-from bench.tiers import MIN_SIZE_RATIO, Tier
+from bench.modes import REFERENCE_MODE, Mode
+from bench.tiers import Tier
 
 # QAT may come out below PTQ by this much before it is called a pipeline bug: on a converged
 # model QAT should match or beat PTQ; a fraction of a point covers the few boundary images
@@ -30,13 +34,6 @@ def drop_fails(case_id: str, drop_pp: float, ci95_pp: tuple[float, float], budge
         f"(float {100 * float_acc:.2f} %, this case {100 * acc:.2f} %, "
         f"95 % CI of the drop [{ci95_pp[0]:.2f}, {ci95_pp[1]:.2f}] pp)"
     )
-
-
-def min_size_ratio(mode: str, model: str, backend: str) -> float | None:
-    """The size gate of a case; None where there is none (float32, and Keras files)."""
-    if backend == "keras":
-        return None
-    return MIN_SIZE_RATIO.get(mode, {}).get(model)
 
 
 def size_ratio_fails(case_id: str, ratio: float, minimum: float | None, size: int,
@@ -208,12 +205,17 @@ def strict_env_fails(case_id: str, env_changes: list[str]) -> str | None:
 BATCH_INVARIANCE_TOLERANCE = 1e-3
 
 
+def depends_on_batch(invariance: dict) -> bool:
+    """Whether the batch-1 logits of the sample moved beyond float noise."""
+    return invariance["max_abs_logit_diff"] > BATCH_INVARIANCE_TOLERANCE
+
+
 def batch_dependence_fails(case_id: str, invariance: dict, declared_reason: str | None) -> str | None:
     """Fails a case whose outputs depend on the batch while it was evaluated batched.
 
     Args:
         case_id: The case.
-        invariance: :meth:`bench.session.BenchSession.batch_invariance`'s record.
+        invariance: :meth:`bench.build.Builder.batch_invariance`'s record, with ``depends_on_batch``.
         declared_reason: Why the mode says this backend is batch-dependent (None: it says not).
     """
     if not invariance["depends_on_batch"] or invariance["eval_batch"] == 1:
@@ -268,21 +270,53 @@ def float_accuracy_fails(case_id: str, acc: float, minimum: float | None, tier: 
     )
 
 
-def case_gates(tier: Tier, record: dict) -> list[str]:
-    """The gates every case has, from its own record: float floor, drop budget, size ratio."""
+def case_gates(tier: Tier, mode: Mode, record: dict) -> list[str]:
+    """The gates every case has, from its own record: float floor, drop budget, size ratio.
+
+    The reference mode (float32) is its own reference: it is judged by the tier's accuracy floor
+    and the baseline verdict, not by a drop budget; every other mode by the tier's budget.
+    """
+    reference = mode.name == REFERENCE_MODE
     messages = [
         float_accuracy_fails(record["id"], record["accuracy"],
-                             tier.min_float_accuracy.get(record["model"]), tier.name)
-        if record["mode"] == "float32" else None,
-        # float32 is its own reference: it is judged by the floor above and the baseline verdict.
+                             tier.float_accuracy_floor(record["model"]), tier.name) if reference else None,
+        None if reference else
         drop_fails(record["id"], record["accuracy_drop_pp"], tuple(record["drop_ci95_pp"]),
-                   tier.drop_budget_pp[record["mode"]], record["float_accuracy"], record["accuracy"])
-        if record["mode"] != "float32" else None,
-        size_ratio_fails(record["id"], record["size_ratio"],
-                         min_size_ratio(record["mode"], record["model"], record["backend"]),
+                   tier.drop_budget(mode.name), record["float_accuracy"], record["accuracy"]),
+        size_ratio_fails(record["id"], record["size_ratio"], mode.min_size_ratio(record["model"]),
                          record["size_bytes"], record["float_size_bytes"]),
     ]
     return [m for m in messages if m]
+
+
+# Largest |logit| difference accepted between two backends running the reference (float32)
+# artifact. Both run the same float32 graph; kernels differ in summation order (XNNPACK, MLAS,
+# Eigen), which moves logits of order 10 by ~1e-5 relative. 1e-3 is two orders above that and far
+# below any real discrepancy (a wrong layout or a missing layer moves logits by whole units).
+FLOAT_LOGIT_TOLERANCE = 1e-3
+
+
+def agreement_fails(label: str, mode: Mode, pairs: list[dict], reference: bool) -> list[str]:
+    """Backends agree image by image: above the mode's agreement floor, and for the reference
+    mode within :data:`FLOAT_LOGIT_TOLERANCE` in every logit.
+
+    Args:
+        label: ``model-mode``, for the messages.
+        mode: The mode (its ``agreement_floor``; None: recorded, not gated).
+        pairs: ``[{"backends": [a, b], "top1_agreement", "max_abs_logit_diff"}, ...]``.
+        reference: Whether ``mode`` is the reference mode (float32).
+    """
+    problems = []
+    for pair in pairs:
+        names = "/".join(pair["backends"])
+        floor = mode.agreement_floor
+        if floor is not None and pair["top1_agreement"] < floor:
+            problems.append(f"{label} {names}: top-1 agreement {100 * pair['top1_agreement']:.2f} % "
+                            f"below {100 * floor:.1f} %")
+        if reference and pair["max_abs_logit_diff"] > FLOAT_LOGIT_TOLERANCE:
+            problems.append(f"{label} {names}: max |logit diff| {pair['max_abs_logit_diff']:.2e} "
+                            f"above {FLOAT_LOGIT_TOLERANCE:.0e}")
+    return problems
 
 
 # An int8 case's interleaved speedup over float32 may fall to this fraction of its baseline's
@@ -322,3 +356,97 @@ def speedup_vs_baseline_fails(case_id: str, speedup: float, baseline: float | No
     return (f"{case_id}: int8 speedup over float32 fell to {speedup:.2f}x from the baseline's "
             f"{baseline:.2f}x (floor {floor:.2f}x, {SPEEDUP_KEPT_FRACTION:g} of it, from the measured "
             "run-to-run spread): an int8 path got slower"), text
+
+
+# int8 must beat float32 by this factor on a VNNI CPU for mobilenet and vgg16. The guide measured
+# 2.5x-4x; shared 2-core machines jitter by ~10 %, so 1.1x is a floor no working int8 path misses
+# and no float model shipped as "int8" reaches.
+INT8_SPEEDUP_FLOOR = 1.1
+SPEEDUP_GATED_MODELS = ("mobilenet", "vgg16")
+# Cases known to miss the speed floor, with the measured cause. The test marks them xfail and fails
+# if one of them starts passing, so the entry is removed when the cause is fixed.
+# (Empty since tf2onnx's no-op Reshapes are bypassed and the BatchNorms behind them folded:
+# QAT MobileNet on ORT went from 0.70x to 1.65x float32, see bench/modes/_onnx.py.)
+KNOWN_SLOW: dict[tuple[str, str, str], str] = {}
+
+
+def vnni_verdict(cpu: dict) -> tuple[bool, str]:
+    """Whether the int8 speed gate applies on this CPU, and why."""
+    flags = cpu.get("flags", {})
+    if flags.get("avx512_vnni") or flags.get("avx_vnni"):
+        return True, "CPU has VNNI int8 dot-product instructions"
+    return False, ("not applicable: this CPU lacks AVX-512 VNNI and AVX-VNNI, so int8 kernels have "
+                   "no dot-product instruction and may not beat float32")
+
+
+def int8_speedup_fails(case_id: str, model: str, speedup: float, cpu: dict,
+                       detail: str = "") -> tuple[str | None, str | None, str]:
+    """The VNNI floor of an int8 case's interleaved speedup over float32.
+
+    Args:
+        detail: What was timed (e.g. both medians), added to a failure's message.
+
+    Returns:
+        ``(failure, known_slow, gate_text)``: a failure message or None; the known cause when the
+        case is listed in :data:`KNOWN_SLOW` and still slow (an expected failure); what the gate
+        was, for the report.
+    """
+    gated, why = vnni_verdict(cpu)
+    gated = gated and model in SPEEDUP_GATED_MODELS
+    known_cause = next((cause for key, cause in KNOWN_SLOW.items() if "-".join(key) == case_id), None)
+    if not gated:
+        return None, None, why
+    fast_enough = speedup >= INT8_SPEEDUP_FLOOR
+    if known_cause:
+        if fast_enough:
+            return f"{case_id}: listed in gates.KNOWN_SLOW but now {speedup:.2f}x: remove the entry", None, why
+        return None, f"{case_id}: {speedup:.2f}x float32: {known_cause}", f"known slow: {known_cause}"
+    gate = f">= {INT8_SPEEDUP_FLOOR}x ({why})"
+    if fast_enough:
+        return None, None, gate
+    return (f"{case_id}: int8 is {speedup:.2f}x the speed of float32 at batch 1{detail}; on a VNNI CPU "
+            f"it must be at least {INT8_SPEEDUP_FLOOR}x: suspect the pipeline"), None, gate
+
+
+# Largest accepted cost of evaluating through the harness over the raw batched runtime loop
+# (minimum of interleaved rounds, see tests/bench/test_latency.py): the harness pads, converts and
+# slices around the runtime's calls; a quarter more than the raw loop means it does real work in
+# the loop that a deployment would not. Recorded in reports/*/results.json ("harness"): 0.99-1.20x
+# over both tiers, the highest on the smoke cnn on LiteRT, whose whole pass is ~30 ms, so per-batch
+# costs show most.
+HARNESS_OVERHEAD_LIMIT = 1.25
+
+
+def harness_overhead_fails(label: str, harness_s: float, raw_s: float) -> str | None:
+    """Fails when the harness's evaluation costs more than the limit over the raw loop."""
+    ratio = harness_s / raw_s
+    if ratio <= HARNESS_OVERHEAD_LIMIT:
+        return None
+    return (f"{label}: harness evaluation takes {ratio:.2f}x the raw runtime loop "
+            f"(limit {HARNESS_OVERHEAD_LIMIT}x)")
+
+
+# Lowest SNR accepted for the final logits against the model the artifact was converted from.
+# Measured (64 test images), cnn / mobilenet: LiteRT ptq_int8 35.7 / 29.8 dB, ptq_dynamic
+# 37.2 / 37.3 dB, ptq_int16x8 38.6 / 33.0 dB, qat_int8 44.1 / 29.6 dB (against the QAT model);
+# ORT ptq_int8 35.7 / 29.5 dB, ptq_dynamic 35.5 / 27.2 dB. Deeper models accumulate more layers'
+# noise (mobilenet's 28 weight layers lose ~6 dB to cnn's 5), so the floor keeps >= 12 dB below
+# the lowest of these. A broken conversion lands far below; measured on cnn's float model: one
+# layer's weights off by a factor of two give 0.0 dB (logits) to -4.0 dB (conv3), and another
+# image's logits -2.5 dB. 15 dB is an error of 18 % of the logits' RMS.
+FINAL_LOGITS_SNR_FLOOR_DB = 15.0
+
+
+def final_snr_fails(case_id: str, snr_db: float, rows: list[dict]) -> str | None:
+    """Fails when the final logits' SNR against the source model is not above the floor.
+
+    Args:
+        case_id: The case, for the message.
+        snr_db: SNR of the artifact's logits against the Keras model it was converted from.
+        rows: The case's :attr:`LayerErrors.rows`, listed in the message to show where it degrades.
+    """
+    if snr_db > FINAL_LOGITS_SNR_FLOOR_DB:
+        return None
+    return (f"{case_id}: final logits SNR {snr_db:.1f} dB against the source model is below "
+            f"{FINAL_LOGITS_SNR_FLOOR_DB} dB; per-layer SNR: "
+            + ", ".join(f"{row['layer']} {row['snr_db']:.1f}" for row in rows))

@@ -21,16 +21,6 @@ THROUGHPUT_BATCH = 64
 # Wall time one latency measurement aims for; rounds are sized from a first timed call.
 TARGET_SECONDS = 1.0
 MIN_ROUNDS, MAX_ROUNDS = 10, 300
-# int8 must beat float32 by this factor on a VNNI CPU for mobilenet and vgg16. The guide measured
-# 2.5x-4x; shared 2-core machines jitter by ~10 %, so 1.1x is a floor no working int8 path misses
-# and no float model shipped as "int8" reaches.
-INT8_SPEEDUP_FLOOR = 1.1
-SPEEDUP_GATED_MODELS = ("mobilenet", "vgg16")
-# Cases known to miss the speed floor, with the measured cause. The test marks them xfail and fails
-# if one of them starts passing, so the entry is removed when the cause is fixed.
-# (Empty since tf2onnx's no-op Reshapes are bypassed and the BatchNorms behind them folded:
-# QAT MobileNet on ORT went from 0.70x to 1.65x float32, see bench/modes/_onnx.py.)
-KNOWN_SLOW: dict[tuple[str, str, str], str] = {}
 # Benchmark goals from the guide (reported beside the measurement, never asserted in a test).
 SPEEDUP_TARGETS = {
     ("litert", "cnn"): 2.5, ("onnxruntime", "cnn"): 1.4,
@@ -72,12 +62,3 @@ def throughput(run_batch: Callable[[np.ndarray], object], images: np.ndarray, ro
 
 def all_cores() -> int:
     return os.cpu_count() or 1
-
-
-def vnni_verdict(cpu: dict) -> tuple[bool, str]:
-    """Whether the int8 speed gate applies on this CPU, and why."""
-    flags = cpu.get("flags", {})
-    if flags.get("avx512_vnni") or flags.get("avx_vnni"):
-        return True, "CPU has VNNI int8 dot-product instructions"
-    return False, ("not applicable: this CPU lacks AVX-512 VNNI and AVX-VNNI, so int8 kernels have "
-                   "no dot-product instruction and may not beat float32")

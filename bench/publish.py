@@ -7,13 +7,12 @@ import json
 import tempfile
 from pathlib import Path
 
-from tabulate import tabulate
-
 from bench import atomic, gates
 from bench import baseline as baselines
 from bench.cache import key_of
 from bench.errors import ReportError
-from bench.session import BenchSession, _order
+from bench.results import parse_case_id, sort_cases
+from bench.run import BenchRun
 
 
 @dataclasses.dataclass
@@ -65,7 +64,7 @@ def merged_results(previous: dict | None, current: dict) -> dict:
     ]
     merged = dict(current)
     # In the session's order (model, mode, backend), whichever run or worker wrote a case.
-    merged["cases"] = sorted(kept + repeated, key=_order)
+    merged["cases"] = sort_cases(kept + repeated)
     agreed = {(a["model"], a["mode"]) for a in current.get("agreement", [])}
     merged["agreement"] = sorted(
         [a for a in previous.get("agreement", []) if (a["model"], a["mode"]) not in agreed]
@@ -99,20 +98,19 @@ def lock_path(path: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"quantbench-{key_of(str(Path(path).resolve()))}.lock"
 
 
-def still_runs(session: BenchSession, cid: str) -> bool:
+def still_runs(run: BenchRun, cid: str) -> bool:
     """Whether a baseline entry still names a case this tier runs (else an update drops it)."""
     from bench.backends import BACKENDS
     from bench.models import MODELS
     from bench.modes import MODES
 
-    model, _, rest = cid.partition("-")
-    mode, _, backend = rest.rpartition("-")
-    if model not in MODELS.names() or mode not in MODES.names() or backend not in BACKENDS:
+    model, mode, backend = parse_case_id(cid)
+    if model not in MODELS or mode not in MODES or backend not in BACKENDS:
         return False
-    return not (MODES.get(mode).skip_reason(backend) or session.tier.skip_reason(model, mode))
+    return not (MODES.get(mode).skip_reason(backend) or run.tier.skip_reason(model, mode))
 
 
-def publish(session: BenchSession) -> Published:
+def publish(run: BenchRun) -> Published:
     """Writes the run's results (and baselines when updating); returns where they went.
 
     Each file is read, merged with this run's cases and written under a lock, so workers running
@@ -123,9 +121,9 @@ def publish(session: BenchSession) -> Published:
     """
     from bench import report
 
-    out = Path(session.options.reports_dir) / session.tier.name
+    out = Path(run.options.reports_dir) / run.tier.name
     results_path = out / "results.json"
-    current = session.results()
+    current = run.document()
     try:
         with atomic.file_lock(lock_path(results_path)):
             results = merged_results(_read_previous(results_path), current)
@@ -138,14 +136,14 @@ def publish(session: BenchSession) -> Published:
             "--reports-dir with one that is"
         ) from None
     diff = None
-    if session.options.update_baselines:
-        path = session.options.baseline_path()
+    if run.options.update_baselines:
+        path = run.options.baseline_path()
         try:
             with atomic.file_lock(lock_path(path)):
                 # Only the cases this process measured: the others keep their entries as they are.
                 merged = baselines.merge(baselines.load_for_update(path), baselines.from_results(current))
                 merged["cases"] = {cid: entry for cid, entry in merged["cases"].items()
-                                   if still_runs(session, cid)}
+                                   if still_runs(run, cid)}
                 diff = baselines.write(path, merged)
         except OSError as exc:
             raise ReportError(
@@ -155,11 +153,11 @@ def publish(session: BenchSession) -> Published:
     return Published(results_path, report_path, diff)
 
 
-def worker_output(session: BenchSession, published: Published | None, error: str | None) -> dict:
+def worker_output(run: BenchRun, published: Published | None, error: str | None) -> dict:
     """What a pytest-xdist worker hands its controller for the end-of-run summary (plain data)."""
     return {
-        "cases": sorted(session.records),
-        "extra_failures": list(session.extra_failures),
+        "cases": sorted(run.record.cases),
+        "extra_failures": list(run.record.failures),
         "results_path": str(published.results_path) if published else None,
         "report_path": str(published.report_path) if published and published.report_path else None,
         "baseline_diff": published.baseline_diff if published else None,
@@ -167,23 +165,9 @@ def worker_output(session: BenchSession, published: Published | None, error: str
     }
 
 
-def headline_rows(results: dict) -> list[list[str]]:
-    rows = []
-    cases = {c["id"]: c for c in results["cases"]}
-    for model, info in results.get("models", {}).items():
-        float_case = cases.get(f"{model}-float32-litert") or cases.get(f"{model}-float32-keras")
-        row = [model, f"{info['params']:,}"]
-        row.append(f"{100 * float_case['accuracy']:.2f} %" if float_case else "n/a")
-        for mode in ("ptq_int8", "qat_int8"):
-            case = cases.get(f"{model}-{mode}-litert")
-            row.append(f"{100 * case['accuracy']:.2f} % ({case['size_ratio']:.2f}x)" if case else "n/a")
-        rows.append(row)
-    return rows
-
-
-def terminal_summary(session: BenchSession, published: Published | None) -> list[str]:
+def terminal_summary(run: BenchRun, published: Published | None) -> list[str]:
     """Lines for the end of the pytest output: headline table, regressions, where files went."""
-    return summary_lines(session.results(), session.extra_failures, published)
+    return summary_lines(run.document(), run.record.failures, published)
 
 
 def controller_summary(outputs: list[dict]) -> list[str]:
@@ -253,12 +237,11 @@ def _verdict_fields(comparison: dict) -> dict:
 
 def summary_lines(results: dict, extra_failures: list[str], published: Published | None) -> list[str]:
     """The summary of a results document: headline table, regressions, where files went."""
-    lines = ["", "quantbench headline (litert; int8 columns: accuracy and size ratio)"]
-    lines += tabulate(
-        headline_rows(results),
-        headers=["model", "params", "float32", "ptq_int8", "qat_int8"],
-        tablefmt="github",
-    ).splitlines()
+    from bench.report.format import markdown_table
+    from bench.report.sections import HEADLINE_HEADERS, headline_rows
+
+    lines = ["", "quantbench headline (litert), as in REPORT.md"]
+    lines += markdown_table(HEADLINE_HEADERS, headline_rows(results)).splitlines()
     failures = [m for r in results["cases"] for m in r.get("failures", [])] + list(extra_failures)
     lines += verdict_lines(results["cases"])
     if failures:

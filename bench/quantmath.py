@@ -6,49 +6,10 @@ follows the rules of the two converters, not a textbook. The mapping is the usua
     q = clamp(round(x / scale) + zero_point, qmin, qmax)
     x' = (q - zero_point) * scale
 
-Two rule sets are expressible through ``rule=`` (see :data:`RULES`); they differ only in details.
-
-**LiteRT** (``rule="litert"``; the MLIR converter, ``tf.lite.TFLiteConverter`` in TF 2.x)
-
-* Weights of Conv/Dense are int8, **per output channel, symmetric, narrow range**
-  ``[-127, 127]``: ``scale[c] = max|w[..c..]| / 127``, ``zero_point[c] = 0``.
-  (``GetUniformQuantizedPerAxisTypeForWeight`` + ``ExtractMinMaxFromAttr`` in
-  ``tensorflow/compiler/mlir/quantization/common/quantization_lib/quantization_utils.cc``, then
-  ``fakeQuantAttrsToType``: ``scale = (max - min) / (qmax - qmin) = 2*absmax / 254``.) The legacy
-  TOCO path (``tensorflow/lite/tools/optimize/quantization_utils.cc``,
-  ``SymmetricPerChannelQuantization``) gives the same ``half_range / 127``.
-* Activations are int8 asymmetric over the full range ``[-128, 127]``: the calibrated range is
-  widened to contain 0, ``scale = (max - min) / 255`` and the zero point is "nudged":
-  ``round(qmin - min / scale)`` clamped to ``[qmin, qmax]`` (``getNudgedScaleAndZeroPoint`` /
-  ``fakeQuantAttrsToType`` in ``FakeQuantSupport.cc``; it computes the zero point from whichever
-  of ``(min, qmin)`` / ``(max, qmax)`` has the smaller float error, which this module copies).
-  16x8 mode quantizes activations to int16 symmetric narrow range: ``scale = absmax / 32767``.
-* A range narrower than 1e-6 is widened to at least ``[-5e-7, 5e-7]`` before the scale is
-  computed (``ExpandVerySmallRange``, ``kNearZeroTolerance = 1e-6``), so an all-zero channel gets
-  ``scale = 5e-7 / 127`` rather than 0.
-* Rounding is **half away from zero** (``std::round`` in ``quantizeF32ToInt8`` of MLIR's
-  ``UniformSupport.h``; ``TfLiteRound`` = ``std::round`` in the runtime's Quantize kernel and in
-  ``SymmetricPerChannelQuantizeValues``). Note: *not* half-to-even.
-
-**ONNX Runtime** (``rule="ort"``; ``onnxruntime.quantization.quantize_static``, QDQ, S8S8)
-
-* ``compute_scale_zp`` in ``onnxruntime/python/tools/quantization/quant_utils.py`` widens the range
-  to contain 0; symmetric makes it ``[-absmax, absmax]``; then
-  ``scale = (rmax - rmin) / (qmax - qmin)`` for both modes, i.e. ``2*absmax / (qmax - qmin)`` when
-  symmetric. Asymmetric: ``zero_point = numpy.round(qmin - rmin / scale)``; symmetric:
-  ``zero_point = numpy.round((qmin + qmax) / 2)``.
-* Int8 weights are symmetric by default (``BaseQuantizer.is_weight_symmetric``) and per-channel
-  with ``per_channel=True``. Since ORT 1.11 (PR microsoft/onnxruntime#10170) symmetric
-  quantization uses ``ONNX_INT_TYPE_SYMMETRIC_RANGE`` (int8 ``[-127, 127]``, int16
-  ``[-32767, 32767]``, uint8 ``[0, 254]``), so symmetric int8 weights get
-  ``scale = absmax / 127``, the same as LiteRT. Older ORT used ``[-128, 127]`` and hence
-  ``absmax / 127.5``; express that with ``symmetric=True, narrow_range=False``.
-  ``reduce_range=True`` (int8 ``[-64, 64]``) is not modelled here.
-* Activations (S8) are asymmetric int8 over ``[-128, 127]``, as for LiteRT.
-* A scale below float32's smallest normal (an all-zero range) is replaced by ``1.0`` with zero
-  point 0.
-* Rounding is **half to even** (``numpy.round`` in ``quantize_nparray``; the ONNX
-  ``QuantizeLinear`` spec also rounds half to even).
+Where the two runtimes differ (integer types, how scale and zero point are picked, rounding) is
+described and expressed in :mod:`bench.quantmath_rules` and chosen here through ``rule=``; the error
+metrics of per-layer reports are in :mod:`bench.quantmath_error`. Both are importable from here as
+well (``quantmath.RULES``, ``quantmath.snr_db``).
 
 Both runtimes store the scale as float32, so :func:`choose_qparams` returns float32 scales; the
 arithmetic here is done in float64, which can differ from a runtime's float32 arithmetic by one
@@ -57,204 +18,33 @@ code for a value that lies within a float32 rounding error of a rounding tie.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-Rounding = Literal["half_to_even", "half_away_from_zero"]
-ROUNDINGS: tuple[str, ...] = ("half_to_even", "half_away_from_zero")
+from bench.quantmath_error import relative_error, snr_db
+from bench.quantmath_rules import (
+    DTYPES,
+    ROUNDINGS,
+    RULES,
+    IntSpec,
+    QuantRule,
+    Rounding,
+    get_rule,
+    get_spec,
+    round_half_away_from_zero,
+    round_half_to_even,
+    round_values,
+)
 
-
-# --------------------------------------------------------------------------------------------
-# Integer types
-# --------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class IntSpec:
-    """An integer target type: the codes ``[qmin, qmax]`` and the NumPy type that stores them.
-
-    Attributes:
-        name: Key in :data:`DTYPES` (or a derived name such as ``"uint8_symmetric"``).
-        qmin: Smallest code used.
-        qmax: Largest code used.
-        storage: NumPy dtype name of the stored codes (``"int8"`` for ``int8_narrow`` too).
-    """
-
-    name: str
-    qmin: int
-    qmax: int
-    storage: str
-
-    def __post_init__(self) -> None:
-        """Rejects specs whose codes the storage type cannot hold.
-
-        The codes need not include 0 (TensorFlow's narrow uint8 is [1, 255]): 0.0 maps to the
-        zero point, which :func:`choose_qparams` keeps inside ``[qmin, qmax]``.
-        """
-        info = np.iinfo(np.dtype(self.storage))
-        if not info.min <= self.qmin < self.qmax <= info.max:
-            raise ValueError(
-                f"IntSpec {self.name!r}: need {info.min} <= qmin < qmax <= {info.max} for "
-                f"storage {self.storage}, got qmin={self.qmin}, qmax={self.qmax}"
-            )
-
-    @property
-    def steps(self) -> int:
-        """Number of quantization steps, ``qmax - qmin`` (255 for int8)."""
-        return self.qmax - self.qmin
-
-    @property
-    def signed(self) -> bool:
-        """Whether the storage type is signed."""
-        return np.dtype(self.storage).kind == "i"
-
-    @property
-    def numpy_dtype(self) -> np.dtype:
-        """The NumPy dtype of the stored codes."""
-        return np.dtype(self.storage)
-
-    def narrowed(self) -> IntSpec:
-        """The TensorFlow "narrow range" variant: the lowest code is dropped (int8 -> [-127, 127]).
-
-        Dropping ``qmin`` makes a signed range symmetric about 0, which is what lets symmetric
-        quantization use zero point 0.
-        """
-        if self.name.endswith("_narrow"):
-            return self
-        return IntSpec(f"{self.name}_narrow", self.qmin + 1, self.qmax, self.storage)
-
-
-DTYPES: dict[str, IntSpec] = {
-    "int8": IntSpec("int8", -128, 127, "int8"),
-    "uint8": IntSpec("uint8", 0, 255, "uint8"),
-    "int16": IntSpec("int16", -32768, 32767, "int16"),
-    # Symmetric weights (LiteRT and ORT >= 1.11) and int16 activations of LiteRT's 16x8 mode.
-    "int8_narrow": IntSpec("int8_narrow", -127, 127, "int8"),
-    "int16_narrow": IntSpec("int16_narrow", -32767, 32767, "int16"),
-}
-
-
-def get_spec(dtype: str | IntSpec) -> IntSpec:
-    """Resolves a dtype name (a key of :data:`DTYPES`) or passes an :class:`IntSpec` through.
-
-    Raises:
-        ValueError: ``dtype`` is neither a known name nor an IntSpec.
-    """
-    if isinstance(dtype, IntSpec):
-        return dtype
-    if isinstance(dtype, str) and dtype in DTYPES:
-        return DTYPES[dtype]
-    raise ValueError(f"unknown quantized dtype {dtype!r}; known dtypes are: {', '.join(sorted(DTYPES))}")
-
-
-# --------------------------------------------------------------------------------------------
-# Runtime rules
-# --------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class QuantRule:
-    """How one runtime's converter picks scales and zero points and rounds values.
-
-    Attributes:
-        name: ``"litert"`` or ``"ort"``.
-        rounding: Tie-breaking of ``round`` for values and for the zero point.
-        min_range: LiteRT widens a range narrower than this (1e-6) to at least
-            ``[-min_range/2, min_range/2]``; ``None`` for no widening (ORT).
-        degenerate_scale: Scale used when the computed one is below float32's smallest normal
-            (ORT: 1.0); ``None`` where widening makes this impossible (LiteRT).
-        zero_point_from_nearer_end: LiteRT computes the zero point from whichever end of the
-            range gives the smaller float error; ORT always uses ``qmin - rmin / scale``.
-        symmetric_midpoint_zero_point: ORT sets the symmetric zero point to
-            ``round((qmin + qmax) / 2)`` directly instead of solving for it.
-        unsigned_symmetric_drops_top: ORT's symmetric uint8 range is ``[0, 254]`` (drops the top
-            code); TensorFlow's narrow range drops the bottom code instead.
-        symmetric_needs_signed_narrow: LiteRT refuses symmetric quantization unless the type is
-            signed and narrow-range (``GetUniformQuantizedTypeForWeight`` returns no type).
-    """
-
-    name: str
-    rounding: Rounding
-    min_range: float | None
-    degenerate_scale: float | None
-    zero_point_from_nearer_end: bool
-    symmetric_midpoint_zero_point: bool
-    unsigned_symmetric_drops_top: bool
-    symmetric_needs_signed_narrow: bool
-
-
-RULES: dict[str, QuantRule] = {
-    "litert": QuantRule(
-        name="litert",
-        rounding="half_away_from_zero",
-        min_range=1e-6,
-        degenerate_scale=None,
-        zero_point_from_nearer_end=True,
-        symmetric_midpoint_zero_point=False,
-        unsigned_symmetric_drops_top=False,
-        symmetric_needs_signed_narrow=True,
-    ),
-    "ort": QuantRule(
-        name="ort",
-        rounding="half_to_even",
-        min_range=None,
-        degenerate_scale=1.0,
-        zero_point_from_nearer_end=False,
-        symmetric_midpoint_zero_point=True,
-        unsigned_symmetric_drops_top=True,
-        symmetric_needs_signed_narrow=False,
-    ),
-}
-
-
-def get_rule(rule: str | QuantRule) -> QuantRule:
-    """Resolves a rule name (a key of :data:`RULES`) or passes a :class:`QuantRule` through.
-
-    Raises:
-        ValueError: ``rule`` is not a known name.
-    """
-    if isinstance(rule, QuantRule):
-        return rule
-    if isinstance(rule, str) and rule in RULES:
-        return RULES[rule]
-    raise ValueError(f"unknown rule {rule!r}; known rules are: {', '.join(sorted(RULES))}")
-
-
-# --------------------------------------------------------------------------------------------
-# Rounding
-# --------------------------------------------------------------------------------------------
-
-
-def round_half_to_even(values: ArrayLike) -> np.ndarray:
-    """Rounds to the nearest integer, ties to even (NumPy's ``rint``, ONNX ``QuantizeLinear``)."""
-    return np.rint(np.asarray(values, dtype=np.float64))
-
-
-def round_half_away_from_zero(values: ArrayLike) -> np.ndarray:
-    """Rounds to the nearest integer, ties away from zero (C's ``std::round``, used by LiteRT)."""
-    values = np.asarray(values, dtype=np.float64)
-    whole = np.trunc(values)
-    # ``values - whole`` is exact in floating point, so unlike floor(x + 0.5) this never turns
-    # 0.49999999999999994 into 1. (inf - inf is NaN, which the comparison treats as "no step".)
-    with np.errstate(invalid="ignore"):
-        fraction = values - whole
-        return whole + np.where(np.abs(fraction) >= 0.5, np.sign(values), 0.0)
-
-
-def round_values(values: ArrayLike, rounding: Rounding) -> np.ndarray:
-    """Rounds with the named tie-breaking rule.
-
-    Raises:
-        ValueError: ``rounding`` is not one of :data:`ROUNDINGS`.
-    """
-    if rounding == "half_to_even":
-        return round_half_to_even(values)
-    if rounding == "half_away_from_zero":
-        return round_half_away_from_zero(values)
-    raise ValueError(f"unknown rounding {rounding!r}; use one of: {', '.join(ROUNDINGS)}")
+__all__ = [
+    "DTYPES", "ROUNDINGS", "RULES", "IntSpec", "QParams", "QuantRule", "QuantizedTensor", "Rounding",
+    "choose_qparams", "choose_qparams_for_tensor", "dequantize", "get_rule", "get_spec",
+    "normalize_axis", "quantize", "quantize_per_channel_weights", "quantized_range",
+    "relative_error", "round_half_away_from_zero", "round_half_to_even", "round_values", "snr_db",
+    "tensor_range",
+]
 
 
 # --------------------------------------------------------------------------------------------
@@ -624,20 +414,6 @@ def dequantize(q: ArrayLike, scale: ArrayLike, zero_point: ArrayLike, axis: int 
     return (q.astype(np.int64) - zero_point).astype(np.float64) * scale
 
 
-def fake_quant(
-    x: ArrayLike,
-    scale: ArrayLike,
-    zero_point: ArrayLike,
-    dtype: str | IntSpec = "int8",
-    axis: int | None = None,
-    *,
-    rounding: Rounding = "half_to_even",
-) -> np.ndarray:
-    """Quantize then dequantize: the float values a quantized runtime effectively computes with."""
-    codes = quantize(x, scale, zero_point, dtype, axis, rounding=rounding)
-    return dequantize(codes, scale, zero_point, axis)
-
-
 class QuantizedTensor(NamedTuple):
     """A quantized tensor with its parameters (per-channel along ``axis`` unless it is None)."""
 
@@ -684,63 +460,3 @@ def quantize_per_channel_weights(
     spec = quantized_range(dtype, symmetric, narrow_range, rule)
     values = quantize(w, params.scale, params.zero_point, spec, axis, rounding=rule.rounding)
     return QuantizedTensor(values, params.scale, params.zero_point, axis, spec)
-
-
-# --------------------------------------------------------------------------------------------
-# Error metrics for per-layer reports
-# --------------------------------------------------------------------------------------------
-
-
-def _paired(reference: ArrayLike, approx: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    ref = np.asarray(reference, dtype=np.float64)
-    app = np.asarray(approx, dtype=np.float64)
-    if ref.shape != app.shape:
-        raise ValueError(f"reference has shape {ref.shape} but approx has shape {app.shape}")
-    if not (np.all(np.isfinite(ref)) and np.all(np.isfinite(app))):
-        raise ValueError("reference and approx must be finite")
-    return ref, app
-
-
-def _normalized(ref: np.ndarray, app: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Divides both by their largest magnitude, which the ratio metrics cancel.
-
-    Without it, squaring 1e200-sized values would overflow to infinity.
-    """
-    magnitude = max(float(np.max(np.abs(ref), initial=0.0)), float(np.max(np.abs(app), initial=0.0)))
-    if magnitude == 0.0:
-        return ref, app
-    return ref / magnitude, app / magnitude
-
-
-def snr_db(reference: ArrayLike, approx: ArrayLike) -> float:
-    """Signal-to-noise ratio ``10 log10(sum(ref^2) / sum((ref - approx)^2))`` in dB.
-
-    Higher is better; each extra bit of precision adds about 6 dB. ``inf`` when ``approx``
-    equals ``reference`` (including both all-zero); ``-inf`` when the reference is all zero and
-    the approximation is not.
-
-    Raises:
-        ValueError: Shapes differ, or an input holds NaN/infinity.
-    """
-    ref, app = _normalized(*_paired(reference, approx))
-    signal = float(np.sum(ref**2))
-    noise = float(np.sum((ref - app) ** 2))
-    if noise == 0.0:
-        return float("inf")
-    if signal == 0.0:
-        return float("-inf")
-    return 10.0 * float(np.log10(signal / noise))
-
-
-def relative_error(reference: ArrayLike, approx: ArrayLike) -> float:
-    """``||ref - approx||_2 / ||ref||_2``; 0 for equal inputs, ``inf`` if only ref is all zero.
-
-    Raises:
-        ValueError: Shapes differ, or an input holds NaN/infinity.
-    """
-    ref, app = _normalized(*_paired(reference, approx))
-    diff = float(np.linalg.norm((ref - app).ravel()))
-    if diff == 0.0:
-        return 0.0
-    base = float(np.linalg.norm(ref.ravel()))
-    return float("inf") if base == 0.0 else diff / base

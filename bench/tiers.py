@@ -11,7 +11,11 @@ import dataclasses
 import hashlib
 import json
 
-from bench.errors import unknown_name
+from bench.errors import BenchError, unknown_name
+
+
+class TierError(BenchError):
+    """A tier that has no recipe or budget for a selected model or mode."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,38 +110,76 @@ class Tier:
     def skip_reason(self, model: str, mode: str) -> str | None:
         return self.skip.get(f"{model}-{mode}")
 
+    # The tier's own tables cover the built-in models and modes; a model or mode of another
+    # package brings its facts for the tiers it supports (ModelSpec.recipes, Mode.drop_budget_pp).
+
+    def train_recipe(self, model: str) -> TrainRecipe:
+        return self._own_or_declared(self.train, model, "recipes", "training recipe", "TrainRecipe")
+
+    def qat_recipe(self, model: str) -> QatRecipe:
+        return self._own_or_declared(self.qat, model, "qat_recipes", "QAT recipe", "QatRecipe")
+
+    def float_accuracy_floor(self, model: str) -> float | None:
+        if model in self.min_float_accuracy:
+            return self.min_float_accuracy[model]
+        from bench.models import MODELS
+
+        return MODELS.get(model).min_float_accuracy.get(self.name)
+
+    def drop_budget(self, mode: str) -> float:
+        """Largest accepted accuracy drop of ``mode`` against float32, in points."""
+        if mode in self.drop_budget_pp:
+            return self.drop_budget_pp[mode]
+        from bench.modes import MODES
+
+        declared = MODES.get(mode).drop_budget_pp
+        if self.name not in declared:
+            raise TierError(f"tier {self.name!r} has no drop budget for mode {mode!r}: add "
+                            f"drop_budget_pp={{{self.name!r}: <points>}} to its Mode, or pick another --modes")
+        return declared[self.name]
+
+    def missing_facts(self, models: list[str], modes: list[str]) -> list[str]:
+        """What this tier lacks to run the selection, one phrase each (checked at start-up)."""
+        from bench.modes import MODES
+
+        problems = []
+        qat_models = models if any(MODES.get(mode).uses_qat for mode in modes) else []
+        for check, names in ((self.train_recipe, models), (self.qat_recipe, qat_models), (self.drop_budget, modes)):
+            for name in names:
+                try:
+                    check(name)
+                except TierError as exc:
+                    problems.append(str(exc))
+        return problems
+
+    def _own_or_declared(self, table: dict, model: str, field: str, what: str, kind: str):
+        if model in table:
+            return table[model]
+        from bench.models import MODELS
+
+        declared = getattr(MODELS.get(model), field)
+        if self.name not in declared:
+            raise TierError(f"tier {self.name!r} has no {what} for model {model!r}: add "
+                            f"{field}={{{self.name!r}: {kind}(...)}} to its ModelSpec, or pick another "
+                            "--tier or --models")
+        return declared[self.name]
+
     def recipe_hash(self, model: str) -> str:
         """Hash of everything that defines how ``model`` is trained in this tier."""
         payload = {
             "seed": self.seed,
             "val_size": self.val_size,
-            "train": _without_defaults_added_later(dataclasses.asdict(self.train[model])),
+            "train": _without_defaults_added_later(dataclasses.asdict(self.train_recipe(model))),
         }
         return _hash(payload)
 
     def qat_hash(self, model: str) -> str:
-        return _hash(dataclasses.asdict(self.qat[model]))
+        return _hash(dataclasses.asdict(self.qat_recipe(model)))
 
 
 def _hash(payload: object) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
-
-# Size gates, the same in every tier: the bytes an artifact must save against float32.
-# int8 stores 1 byte per weight against 4: the limit is 4x; per-channel scales, biases kept in
-# int32 and the graph itself eat into it, most for the small cnn (24k weights, where the
-# file's fixed cost is a large share), least for vgg16 (14.8M weights). The same floors hold on
-# both runtimes: ONNX files get short tensor names (bench/modes/_onnx_names.py), without which
-# tf2onnx's names alone held the cnn's ORT int8 file at 2.59x.
-MIN_SIZE_RATIO = {
-    "ptq_dynamic": {"cnn": 2.8, "mobilenet": 3.6, "vgg16": 3.9},
-    "ptq_int8": {"cnn": 2.8, "mobilenet": 3.6, "vgg16": 3.9},
-    "qat_int8": {"cnn": 2.8, "mobilenet": 3.6, "vgg16": 3.9},
-    # 16x8 keeps biases in int64 (twice int8's int32), measured 3.51x on mobilenet.
-    "ptq_int16x8": {"cnn": 2.8, "mobilenet": 3.4, "vgg16": 3.9},
-    # float16 halves the weights: limit 2x; the cnn's fixed graph cost leaves it at 1.88x.
-    "ptq_float16": {"cnn": 1.8, "mobilenet": 1.9, "vgg16": 1.95},
-}
 
 # LiteRT's 16x8 kernels are reference implementations: measured 161 s for 2000 VGG16 images
 # (vs 1.6 s for int8), more than the whole smoke budget allows; cnn and mobilenet cover the mode.

@@ -241,7 +241,7 @@ def float_model(name: str, tier: Tier, splits: Splits, data_sha256: str, cache: 
     result: dict = {}
 
     def train(folder: Path) -> dict:
-        recipe = tier.train[name]
+        recipe = tier.train_recipe(name)
         with _precision(recipe.precision):
             trainee = build_model(spec, tier.seed)
             log(f"[train] {label}: training {trainee.count_params():,} parameters "
@@ -330,7 +330,7 @@ def qat_key(float_model_key: str, tier: Tier, name: str) -> str:
 def qat_model(name: str, tier: Tier, splits: Splits, trained: Trained, cache: Cache) -> Trained:
     """Fine-tunes the cached float model with QAT; cached like the float model."""
     spec = MODELS.get(name)
-    recipe: QatRecipe = tier.qat[name]
+    recipe: QatRecipe = tier.qat_recipe(name)
     key = qat_key(trained.key, tier, name)
     label = f"{name}-{tier.name}-qat"
     began = time.perf_counter()
@@ -407,7 +407,7 @@ def _stoppable() -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bench.train --tier full [--models a,b]``: fills the cache with trained models.
+    """``python -m bench.train --tier full [--models a,b] [--tf-log]``: fills the cache with trained models.
 
     Trains each selected model's float and QAT weights, in order, each landing in the cache as soon
     as it is done; an interrupted run (SIGINT or SIGTERM) resumes from the last epoch's checkpoint.
@@ -422,13 +422,17 @@ def main(argv: list[str] | None = None) -> int:
     import sys
 
     from bench import data as data_mod
+    from bench import progress
     from bench.errors import BenchError
     from bench.tiers import get_tier
 
     parser = argparse.ArgumentParser(prog="python -m bench.train", description=main.__doc__)
     parser.add_argument("--tier", default="smoke")
     parser.add_argument("--models", default=None, help="comma-separated (default: all)")
+    parser.add_argument("--tf-log", action="store_true",
+                        help=f"show TensorFlow's C++ log lines (or set {progress.TF_LOG_ENV}=1)")
     args = parser.parse_args(argv)
+    progress.native_logs(args.tf_log)  # before anything below imports TensorFlow
     try:
         with _stoppable():
             tier = get_tier(args.tier)

@@ -1,20 +1,21 @@
-"""Runtimes, one file each, registered by name and imported only when selected.
+"""Runtimes, one file each, registered by name with what each can do.
 
-A backend follows MLPerf's four-method shape: ``name``, ``version()``, ``load(path)`` and the
-loaded runner's ``predict(images)``. Its artifact suffix tells modes what file to write.
+A backend module registers a :class:`Backend`: how to load an artifact (MLPerf's ``load`` and the
+runner's ``predict``), and its capabilities as data, which the gates, checks and reports ask
+instead of branching on names. Backend modules import their runtime inside functions, so
+registering costs nothing and a runtime is imported only when a case runs on it. Other packages
+register backends through the ``quantbench.backends`` entry point (see :mod:`bench.registry`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 import numpy as np
 
-from bench.errors import unknown_name
+from bench.registry import Registry
 
 # Images per invoke when evaluating: large enough to amortize Python overhead per call,
 # small enough that VGG16's activations stay well inside memory.
@@ -32,43 +33,58 @@ class Runner(Protocol):
         """One invoke on exactly ``images`` (no padding)."""
 
 
-class Backend(Protocol):
-    name: str
-    suffix: str
-
-    def version(self) -> str: ...
-
-    def load(self, path: Path, threads: int | None = None) -> Runner: ...
-
-
 @dataclasses.dataclass(frozen=True)
-class BackendInfo:
-    """Registry entry: where the backend lives, so that it is imported only when selected."""
+class Backend:
+    """A runtime and what it can do.
+
+    Attributes:
+        name: Registry key and pytest id.
+        suffix: File suffix of its artifacts (modes write ``model<suffix>``).
+        description: One line for reports.
+        load: ``load(path, threads=None) -> Runner``: loads and checks an artifact.
+        reads: The backend whose artifacts this one runs, where it has no exporters of its own
+            (a second runtime for the same file format): every mode that exports for that
+            backend then runs here too, on the very same file.
+        packages: Distributions whose versions define its results (go into the fingerprint).
+        untimed: Why batch-1 latency on one thread cannot be measured fairly (None: it can).
+        raw_loop: ``raw_loop(runner, batches) -> callable`` running the runtime's own loop over
+            pre-made batches, the reference for the harness's overhead (None: no such loop).
+        stored_weights: ``stored_weights(path) -> list[inspect_artifacts.StoredWeight]``: the
+            integer weights and quantization parameters an artifact stores (None: unreadable).
+        layer_errors: ``layer_errors(float_path, quantized_path, images) -> LayerErrors``: per-layer
+            outputs of an artifact against its float32 artifact (None: not exposed).
+        rounding: The rule set of :mod:`bench.quantmath` its integer kernels follow (None: none).
+        unsupported: ``unsupported(mode) -> str | None``: why this machine cannot run ``mode``
+            here (a failed start-up probe, a missing CPU feature), asked before each case; the
+            answer is a skip naming the cause (None: no such check).
+        facts: ``facts() -> dict``: what the runtime reports about this machine (e.g. its CPU
+            plugin's capabilities), recorded in the environment fingerprint (None: nothing).
+    """
 
     name: str
-    module: str
     suffix: str
+    description: str
+    load: Callable[..., Runner]
+    reads: str | None = None
+    packages: tuple[str, ...] = ()
+    untimed: str | None = None
+    raw_loop: Callable | None = None
+    stored_weights: Callable | None = None
+    layer_errors: Callable | None = None
+    rounding: str | None = None
+    unsupported: Callable | None = None
+    facts: Callable | None = None
+
+    def capabilities(self) -> list[str]:
+        """The names of what it can do beyond load and predict, for reports."""
+        optional = {"timed": self.untimed is None, "raw_loop": self.raw_loop, "stored_weights":
+                    self.stored_weights, "layer_errors": self.layer_errors, "rounding": self.rounding}
+        return [name for name, value in optional.items() if value]
 
 
-BACKENDS = {
-    info.name: info
-    for info in (
-        BackendInfo("keras", "bench.backends.keras", ".keras"),
-        BackendInfo("litert", "bench.backends.litert", ".tflite"),
-        BackendInfo("onnxruntime", "bench.backends.onnxruntime", ".onnx"),
-    )
-}
-
-
-def backend_names() -> list[str]:
-    return list(BACKENDS)
-
-
-def get_backend(name: str) -> Backend:
-    """Imports and returns the backend module, or raises UnknownNameError."""
-    if name not in BACKENDS:
-        raise unknown_name("backend", name, list(BACKENDS))
-    return importlib.import_module(BACKENDS[name].module)
+# Built-ins in report order; importing one registers it.
+BACKENDS: Registry[Backend] = Registry("backend", "quantbench.backends", builtins=(
+    "bench.backends.keras", "bench.backends.litert", "bench.backends.onnxruntime"))
 
 
 def fixed_batches(images: np.ndarray, batch: int = EVAL_BATCH) -> Iterator[tuple[np.ndarray, int]]:

@@ -6,17 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.backends import EVAL_BATCH
+from bench.backends import BACKENDS, EVAL_BATCH, Backend
 from bench.errors import ArtifactError
-
-name = "keras"
-suffix = ".keras"
-
-
-def version() -> str:
-    from bench.environment import versions
-
-    return versions()["tf_keras"] or "unknown"
 
 
 class KerasRunner:
@@ -45,3 +36,14 @@ def load(path: Path, threads: int | None = None) -> KerasRunner:
             f"{path} is not a loadable Keras model ({type(exc).__name__}); delete it so it is rebuilt"
         ) from exc
     return KerasRunner(model)
+
+
+SPEC = BACKENDS.register("keras", Backend(
+    name="keras",
+    suffix=".keras",
+    description="tf-keras itself: the float reference and the QAT model's simulated int8",
+    load=load,
+    packages=("tensorflow", "tf-keras"),
+    untimed="TensorFlow's thread pool is fixed at start-up, so Keras cannot be timed on one thread; "
+    "it is the float reference, not a deployment runtime",
+))

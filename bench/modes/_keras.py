@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 
@@ -22,16 +20,10 @@ def _uncompiled_copy(model):
 
 
 def save(model, path: Path) -> None:
-    """Saves graph and weights in the Keras v3 format, atomically.
+    """Saves graph and weights in the Keras v3 format (``path`` must end in ``.keras``).
 
-    Not HDF5: tfmot's wrappers give several weights the same name, which HDF5 refuses.
+    Not HDF5: tfmot's wrappers give several weights the same name, which HDF5 refuses. Written
+    straight to ``path``: exporters write into the cache's staging folder, which only becomes the
+    entry once everything in it is complete.
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".keras")
-    os.close(fd)
-    try:
-        _uncompiled_copy(model).save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    _uncompiled_copy(model).save(str(path))

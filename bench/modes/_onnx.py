@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from bench import atomic
-from bench.errors import ArtifactError
+from bench.errors import ArtifactError, first_line
 from bench.modes import _onnx_names
 
 # tf2onnx's opset: 17 is the oldest the harness accepts (per-axis QDQ and the ops of all three
 # models are stable there); ORT 1.32 runs it natively.
 OPSET = 17
 CALIBRATION_METHODS = ("MinMax", "Entropy", "Percentile")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def export_keras(model, input_shape: tuple[int, int, int], path: Path, what: str) -> None:
@@ -37,7 +31,7 @@ def export_keras(model, input_shape: tuple[int, int, int], path: Path, what: str
     try:
         proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=OPSET)
     except Exception as exc:  # tf2onnx raises whatever its handlers raise
-        raise ArtifactError(f"tf2onnx could not export {what}: {_first_line(exc)}") from exc
+        raise ArtifactError(f"tf2onnx could not export {what}: {first_line(exc)}") from exc
     _without_identity_reshapes(proto)
     _fold_batchnorms(proto.graph)
     atomic.write_bytes(path, proto.SerializeToString())
@@ -68,18 +62,6 @@ def _input_name(path: Path) -> str:
     return onnx.load(str(path), load_external_data=False).graph.input[0].name
 
 
-def _into(path: Path, write) -> None:
-    """Runs ``write(tmp_path)`` and renames the result over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=Path(path).parent, suffix=".onnx")
-    os.close(fd)
-    try:
-        write(tmp)
-        data = Path(tmp).read_bytes()
-    finally:
-        os.unlink(tmp)
-    atomic.write_bytes(path, data)
-
-
 def quantize_static(float_onnx: Path, path: Path, images: np.ndarray, method: str, what: str) -> None:
     """Static QDQ quantization, S8S8, per-channel weights, calibrated on ``images``.
 
@@ -99,21 +81,19 @@ def quantize_static(float_onnx: Path, path: Path, images: np.ndarray, method: st
             # Quantize the named graph, so that the quantized tensors inherit readable names.
             named = _onnx_names.named_copy(float_onnx, Path(tmp) / "float.onnx")
             quant_pre_process(str(named), str(prepared), skip_symbolic_shape=True)
-
-            def write(out: str) -> None:
-                q.quantize_static(
-                    str(prepared), out, _Reader(_input_name(prepared), images),
-                    quant_format=q.QuantFormat.QDQ,
-                    activation_type=q.QuantType.QInt8,
-                    weight_type=q.QuantType.QInt8,
-                    per_channel=True,
-                    calibrate_method=getattr(q.CalibrationMethod, method),
-                    calibration_providers=["CPUExecutionProvider"],
-                )
-
-            _into(path, write)
+            # Straight into ``path``: exporters write into the cache's staging folder, which only
+            # becomes the entry once everything in it is complete.
+            q.quantize_static(
+                str(prepared), str(path), _Reader(_input_name(prepared), images),
+                quant_format=q.QuantFormat.QDQ,
+                activation_type=q.QuantType.QInt8,
+                weight_type=q.QuantType.QInt8,
+                per_channel=True,
+                calibrate_method=getattr(q.CalibrationMethod, method),
+                calibration_providers=["CPUExecutionProvider"],
+            )
         except Exception as exc:
-            raise ArtifactError(f"ONNX Runtime static quantization of {what} failed: {_first_line(exc)}") from exc
+            raise ArtifactError(f"ONNX Runtime static quantization of {what} failed: {first_line(exc)}") from exc
 
 
 def quantize_dynamic(float_onnx: Path, path: Path, what: str) -> None:
@@ -123,13 +103,10 @@ def quantize_dynamic(float_onnx: Path, path: Path, what: str) -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             named = _onnx_names.named_copy(float_onnx, Path(tmp) / "float.onnx")
-
-            def write(out: str) -> None:
-                q.quantize_dynamic(str(named), out, weight_type=q.QuantType.QInt8, per_channel=True)
-
-            _into(path, write)
+            # Straight into ``path``, the cache's staging folder (see quantize_static).
+            q.quantize_dynamic(str(named), str(path), weight_type=q.QuantType.QInt8, per_channel=True)
     except Exception as exc:
-        raise ArtifactError(f"ONNX Runtime dynamic quantization of {what} failed: {_first_line(exc)}") from exc
+        raise ArtifactError(f"ONNX Runtime dynamic quantization of {what} failed: {first_line(exc)}") from exc
 
 
 # How far (in quantization steps) a fake-quantized weight may sit from the int8 grid and still be

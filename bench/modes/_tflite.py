@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import atomic
-from bench.errors import ArtifactError
+from bench.errors import ArtifactError, first_line
 
 
 def representative(images: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
@@ -36,8 +36,7 @@ def convert(converter, path: Path, what: str) -> None:
     try:
         flatbuffer = converter.convert()
     except Exception as exc:  # the converter raises many types; the user needs which step failed
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ArtifactError(f"LiteRT conversion for {what} failed: {first}") from exc
+        raise ArtifactError(f"LiteRT conversion for {what} failed: {first_line(exc)}") from exc
     atomic.write_bytes(path, flatbuffer)
 
 

@@ -26,5 +26,8 @@ MODE = MODES.register(
         name="float32",
         description="float32 weights and activations (reference)",
         backends={"keras": to_keras, "litert": to_tflite, "onnxruntime": to_onnx},
+        # Both backends run the same float32 graph; kernels differ only in summation order, which
+        # moves logits by ~1e-5 relative: the residual 0.1 % allows ties broken differently.
+        agreement_floor=0.999,
     ),
 )

@@ -14,7 +14,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.modes import MODES, ExportContext, Mode, _onnx, _tflite
+from bench.modes import (
+    INT8_DEFAULT_SIZE_FLOOR,
+    INT8_SIZE_FLOOR,
+    MODES,
+    STATIC_INT8_AGREEMENT_FLOOR,
+    ExportContext,
+    Mode,
+    _onnx,
+    _tflite,
+)
 
 
 def to_tflite(ctx: ExportContext, path: Path) -> None:
@@ -43,5 +52,11 @@ MODE = MODES.register(
         },
         integer=True,
         uses_qat=True,
+        weights="int8",
+        activations="int8",
+        # Not per-channel: tfmot's QAT Dense weights are per-tensor.
+        size_floor=INT8_SIZE_FLOOR,
+        default_size_floor=INT8_DEFAULT_SIZE_FLOOR,
+        agreement_floor=STATIC_INT8_AGREEMENT_FLOOR,
     ),
 )

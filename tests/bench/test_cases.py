@@ -1,8 +1,8 @@
 """The bench: one case per model x mode x backend, plus cross-case gates.
 
 Each case trains (or loads) its model, converts (or loads) its artifact, evaluates it on the
-tier's test images with a real runtime, and asserts its gates. Failure messages name the case,
-the value, the baseline and the tolerance.
+tier's test images with a real runtime, and asserts its gates (:mod:`bench.gates`). Failure
+messages name the case, the value, the baseline and the tolerance.
 """
 
 from __future__ import annotations
@@ -10,60 +10,46 @@ from __future__ import annotations
 import pytest
 
 from bench import gates
-from bench.modes import MODES
-from bench.session import FLOAT_AGREEMENT_FLOOR, FLOAT_LOGIT_TOLERANCE, QUANTIZED_AGREEMENT_FLOOR
 
 pytestmark = pytest.mark.bench
 
+QAT_MODE, PTQ_MODE = "qat_int8", "ptq_int8"
 
-def _skip_if_unsupported(session, model: str, mode: str, backend: str) -> None:
-    reason = MODES.get(mode).skip_reason(backend)
+
+def _skip_if_not_run(run, model: str, mode: str, backend: str) -> None:
+    reason = run.skip_reason(model, mode, backend)
     if reason:
-        pytest.skip(f"{mode} on {backend}: {reason}")
-    reason = session.tier.skip_reason(model, mode)
-    if reason:
-        pytest.skip(f"{model}-{mode} in tier {session.tier.name}: {reason}")
+        pytest.skip(reason)
 
 
-def test_case(case, bench_session):
-    """Accuracy drop within budget, size ratio at least its floor, both within baseline tolerance."""
+def test_case(case, bench_run):
+    """Accuracy drop within budget, size ratio at least its floor, the verdict against the baseline."""
     model, mode, backend = case
-    _skip_if_unsupported(bench_session, model, mode, backend)
-    record = bench_session.run_case(model, mode, backend)
+    _skip_if_not_run(bench_run, model, mode, backend)
+    record = bench_run.run_case(model, mode, backend)
     assert not record["failures"], "\n".join(record["failures"])
 
 
-def test_qat_not_worse_than_ptq(model_backend, bench_session):
+def test_qat_not_worse_than_ptq(model_backend, bench_run):
     """QAT fine-tunes from the converged float model: it must not lose to PTQ on the same model."""
     model, backend = model_backend
-    modes = bench_session.options.modes
-    if "qat_int8" not in modes or "ptq_int8" not in modes:
-        pytest.skip("needs both qat_int8 and ptq_int8 selected")
-    for mode in ("qat_int8", "ptq_int8"):
-        _skip_if_unsupported(bench_session, model, mode, backend)
-    qat = bench_session.run_case(model, "qat_int8", backend)
-    ptq = bench_session.run_case(model, "ptq_int8", backend)
+    modes = bench_run.options.modes
+    if QAT_MODE not in modes or PTQ_MODE not in modes:
+        pytest.skip(f"needs both {QAT_MODE} and {PTQ_MODE} selected")
+    for mode in (QAT_MODE, PTQ_MODE):
+        _skip_if_not_run(bench_run, model, mode, backend)
+    qat = bench_run.run_case(model, QAT_MODE, backend)
+    ptq = bench_run.run_case(model, PTQ_MODE, backend)
     message = gates.qat_vs_ptq_fails(model, backend, qat["accuracy"], ptq["accuracy"])
     if message:
-        bench_session.extra_failures.append(message)
+        bench_run.record.add_failures([message])
     assert message is None, message
 
 
-def test_backends_agree(model_mode, bench_session):
-    """Backends agree image by image: float32 almost always, quantized above measured floors."""
+def test_backends_agree(model_mode, bench_run):
+    """Backends agree image by image: float32 almost always, quantized above the mode's floor."""
     model, mode = model_mode
-    record = bench_session.agreement(model, mode)
+    record = bench_run.agreement(model, mode)
     if record is None:
-        pytest.skip(f"{mode} runs on fewer than two of the selected backends")
-    floor = FLOAT_AGREEMENT_FLOOR if mode == "float32" else QUANTIZED_AGREEMENT_FLOOR.get(mode)
-    problems = []
-    for pair in record["pairs"]:
-        names = "/".join(pair["backends"])
-        if floor is not None and pair["top1_agreement"] < floor:
-            problems.append(f"{model}-{mode} {names}: top-1 agreement {100 * pair['top1_agreement']:.2f} % "
-                            f"below {100 * floor:.1f} %")
-        if mode == "float32" and pair["max_abs_logit_diff"] > FLOAT_LOGIT_TOLERANCE:
-            problems.append(f"{model}-float32 {names}: max |logit diff| {pair['max_abs_logit_diff']:.2e} "
-                            f"above {FLOAT_LOGIT_TOLERANCE:.0e}")
-    bench_session.extra_failures.extend(problems)
-    assert not problems, "\n".join(problems)
+        pytest.skip(f"{model}-{mode} runs on fewer than two of the selected backends")
+    assert not record["failures"], "\n".join(record["failures"])

@@ -12,18 +12,10 @@ is not a wrong one.
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.errors import InvalidArgument
-
-# pytest puts only this folder on sys.path (no __init__.py files, "prepend" import mode), so the
-# repository root has to be added for `import bench` to work when no root conftest does it.
-_REPO_ROOT = str(Path(__file__).resolve().parents[2])
-if _REPO_ROOT not in sys.path:
-    sys.path.insert(0, _REPO_ROOT)
 
 PROFILE_ENV = "HYPOTHESIS_PROFILE"
 DEFAULT_PROFILE = "ci"

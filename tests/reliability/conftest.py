@@ -191,35 +191,35 @@ def terminated_training(tmp_path_factory) -> Interruption:
 
 @dataclasses.dataclass
 class Reference:
-    """An unmodified in-process session on the trained cache, and its real litert records."""
+    """An unmodified in-process run on the trained cache, and its real litert records."""
 
-    session: object
+    run: object
     records: dict[str, dict]
 
 
 REFERENCE_MODES = ("float32", "ptq_float16", "ptq_int8")
 
 
-def make_session(cache_root: Path, tmp: Path, modes=REFERENCE_MODES, baselines_dir: Path | None = None):
-    """A real :class:`bench.session.BenchSession`: smoke tier, cnn, litert, private folders."""
+def make_run(cache_root: Path, tmp: Path, modes=REFERENCE_MODES, baselines_dir: Path | None = None):
+    """A real :class:`bench.run.BenchRun`: smoke tier, cnn, litert, private folders."""
     from bench.cache import Cache
-    from bench.session import BenchSession, Options
+    from bench.run import BenchRun, Options
 
     options = Options(
         tier=SMOKE, models=[MODEL], modes=list(modes), backends=["litert"], root=ROOT,
         reports_dir=tmp / "reports", baselines_dir=baselines_dir or tmp / "no-baselines",
         command="tests/reliability",
     )
-    return BenchSession(options, cache=Cache(cache_root))
+    return BenchRun(options, cache=Cache(cache_root))
 
 
 @pytest.fixture(scope="session")
 def reference(trained_cache, tmp_path_factory) -> Reference:
     """The real float32, ptq_float16 and ptq_int8 cases on litert (artifacts in the shared cache)."""
     assert trained_cache.resumed_returncode == 0, trained_cache.resumed_log[-3000:]
-    session = make_session(trained_cache.root, tmp_path_factory.mktemp("reference"))
-    records = {mode: session.run_case(MODEL, mode, "litert") for mode in REFERENCE_MODES}
-    return Reference(session, records)
+    run = make_run(trained_cache.root, tmp_path_factory.mktemp("reference"))
+    records = {mode: run.run_case(MODEL, mode, "litert") for mode in REFERENCE_MODES}
+    return Reference(run, records)
 
 
 @pytest.fixture

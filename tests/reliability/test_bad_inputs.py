@@ -101,7 +101,7 @@ def test_unknown_model_is_a_usage_error_listing_the_valid_ones(tmp_path):
 
 @pytest.mark.bench
 def test_corrupt_cached_artifact_is_detected_and_rebuilt(reference, trained_cache, tmp_path):
-    artifact = reference.session.artifact(MODEL, "float32", "litert")
+    artifact = reference.run.build.artifact(MODEL, "float32", "litert")
     expected = reference.records["float32"]
     with open(artifact, "r+b") as handle:  # truncated, as by a full disk or a killed copy
         handle.truncate(artifact.stat().st_size // 2)

@@ -36,7 +36,7 @@ from bench import baseline as baselines
 from bench.errors import BaselineError
 from bench.modes import MODES, ptq_int8
 
-from .conftest import MODEL, make_session
+from .conftest import MODEL, make_run
 
 pytestmark = pytest.mark.bench
 
@@ -71,7 +71,7 @@ def plant(monkeypatch):
 
 def write_baseline(folder, reference, fake_environment: bool = False, **entry_overrides) -> dict:
     """The real float32 and ptq_int8 cases as a baselines file, optionally from a faked machine."""
-    document = baselines.from_results(reference.session.results())
+    document = baselines.from_results(reference.run.document())
     document["cases"] = {cid: document["cases"][cid] for cid in (FLOAT_CASE, CASE)}
     document["cases"][CASE] = {**document["cases"][CASE], **entry_overrides}
     if fake_environment:
@@ -84,10 +84,10 @@ def write_baseline(folder, reference, fake_environment: bool = False, **entry_ov
 
 
 def run_case(cache_root, tmp_path, strict_env: bool = False) -> dict:
-    session = make_session(cache_root, tmp_path, modes=["float32", "ptq_int8"],
-                           baselines_dir=tmp_path / "baselines")
-    session.options = dataclasses.replace(session.options, strict_env=strict_env)
-    return session.run_case(MODEL, "ptq_int8", "litert")
+    run = make_run(cache_root, tmp_path, modes=["float32", "ptq_int8"],
+                   baselines_dir=tmp_path / "baselines")
+    run.options = dataclasses.replace(run.options, strict_env=strict_env)
+    return run.run_case(MODEL, "ptq_int8", "litert")
 
 
 def show(record: dict) -> None:

@@ -5,7 +5,7 @@ ONNX Runtime's dynamic quantization takes each activation's range over the whole
 test takes that declaration away and checks that the real artifact, evaluated batched, fails its
 case with a message that says why; the declared mode passes, evaluated at batch 1.
 
-Real session on the shared trained cache (smoke cnn, ONNX Runtime).
+Real run on the shared trained cache (smoke cnn, ONNX Runtime).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 
 from bench.modes import MODES
 
-from .conftest import MODEL, make_session
+from .conftest import MODEL, make_run
 
 pytestmark = pytest.mark.bench
 
@@ -24,9 +24,9 @@ CASE = f"{MODEL}-ptq_dynamic-onnxruntime"
 
 
 def _run(cache_root, tmp_path) -> dict:
-    session = make_session(cache_root, tmp_path, modes=["float32", "ptq_dynamic"])
-    session.options = dataclasses.replace(session.options, backends=["onnxruntime"])
-    return session.run_case(MODEL, "ptq_dynamic", "onnxruntime")
+    run = make_run(cache_root, tmp_path, modes=["float32", "ptq_dynamic"])
+    run.options = dataclasses.replace(run.options, backends=["onnxruntime"])
+    return run.run_case(MODEL, "ptq_dynamic", "onnxruntime")
 
 
 def test_the_declared_batch_dependent_artifact_is_evaluated_one_image_at_a_time(trained_cache, tmp_path):

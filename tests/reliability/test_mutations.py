@@ -1,6 +1,6 @@
-"""A gate proven to catch regressions: plant each one in the real session and watch it fail.
+"""A gate proven to catch regressions: plant each one in the real run and watch it fail.
 
-Each test runs the real :class:`bench.session.BenchSession` (smoke tier, cnn, LiteRT, the shared
+Each test runs the real :class:`bench.run.BenchRun` (smoke tier, cnn, LiteRT, the shared
 trained cache) with one thing broken, and checks that the gates fail with a message naming the
 case. Planted modes replace ``ptq_int8`` in :data:`bench.modes.MODES` for one test only
 (``monkeypatch`` restores the registry entry), so budgets and size floors are the real ones.
@@ -25,7 +25,7 @@ from bench import atomic, evidence, gates
 from bench import baseline as baselines
 from bench.modes import MODES, float32, ptq_int8
 
-from .conftest import MODEL, make_session
+from .conftest import MODEL, make_run
 
 pytestmark = pytest.mark.bench
 
@@ -62,7 +62,7 @@ def float_as_int8(ctx, path):
 
 def _baseline_for(reference, mode: str, **overrides) -> dict:
     """A baselines document holding the real ``mode`` case (its environment, data, recipe)."""
-    document = baselines.from_results(reference.session.results())
+    document = baselines.from_results(reference.run.document())
     entry = dict(document["cases"][f"{MODEL}-{mode}-litert"], **overrides)
     document["cases"] = {f"{MODEL}-{mode}-litert": entry}
     return document
@@ -77,9 +77,9 @@ def _run_planted(exporter, plant, private_cache, tmp_path, reference):
     plant(exporter)
     document = _baseline_for(reference, "ptq_int8")
     atomic.write_json(tmp_path / "baselines" / "smoke.json", document)
-    session = make_session(private_cache, tmp_path, modes=["float32", "ptq_int8"],
-                           baselines_dir=tmp_path / "baselines")
-    return session.run_case(MODEL, "ptq_int8", "litert")
+    run = make_run(private_cache, tmp_path, modes=["float32", "ptq_int8"],
+                   baselines_dir=tmp_path / "baselines")
+    return run.run_case(MODEL, "ptq_int8", "litert")
 
 
 def _show(record: dict) -> None:
@@ -91,7 +91,7 @@ def _show(record: dict) -> None:
 def test_the_real_case_passes_its_gates(reference):
     """The control: unbroken, the same case passes drop and size gates."""
     record = reference.records["ptq_int8"]
-    assert gates.case_gates(reference.session.tier, record) == []
+    assert gates.case_gates(reference.run.tier, MODES.get(record["mode"]), record) == []
 
 
 def test_noise_calibration_is_caught(plant, private_cache, tmp_path, reference):
@@ -131,16 +131,16 @@ def test_baseline_claiming_two_points_more_is_caught(mode, reference, trained_ca
     folder = tmp_path / "baselines"
     # The control: the true baseline passes.
     atomic.write_json(folder / "smoke.json", _baseline_for(reference, mode))
-    session = make_session(trained_cache.root, tmp_path, modes=["float32", mode], baselines_dir=folder)
-    assert session.run_case(MODEL, mode, "litert")["status"] == "passed"
+    run = make_run(trained_cache.root, tmp_path, modes=["float32", mode], baselines_dir=folder)
+    assert run.run_case(MODEL, mode, "litert")["status"] == "passed"
     correct = evidence.unpack(record["correct_bits"], record["n_test"])
     claimed = correct.copy()
     claimed[np.flatnonzero(~correct)[:40]] = True
     raised = _baseline_for(reference, mode, correct_bits=evidence.pack(claimed),
                            accuracy=float(claimed.mean()))
     atomic.write_json(folder / "smoke.json", raised)
-    session = make_session(trained_cache.root, tmp_path, modes=["float32", mode], baselines_dir=folder)
-    result = session.run_case(MODEL, mode, "litert")
+    run = make_run(trained_cache.root, tmp_path, modes=["float32", mode], baselines_dir=folder)
+    result = run.run_case(MODEL, mode, "litert")
     _show(result)
     assert result["status"] == "failed" and result["baseline_verdict"] == "regressed"
     comparison = result["baseline_comparison"]
@@ -153,13 +153,13 @@ def test_baseline_claiming_two_points_more_is_caught(mode, reference, trained_ca
 def test_drop_just_past_the_budget_is_caught(reference):
     """The real case with the largest drop, against a budget 0.01 pp below that drop."""
     record = max(reference.records.values(), key=lambda r: r["accuracy_drop_pp"])
-    tier = reference.session.tier
+    tier = reference.run.tier
     drop = record["accuracy_drop_pp"]
     at_budget = dataclasses.replace(tier, drop_budget_pp={**tier.drop_budget_pp, record["mode"]: drop})
-    assert gates.case_gates(at_budget, record) == []
+    assert gates.case_gates(at_budget, MODES.get(record["mode"]), record) == []
     budget = round(drop - 0.01, 6)
     below = dataclasses.replace(tier, drop_budget_pp={**tier.drop_budget_pp, record["mode"]: budget})
-    messages = gates.case_gates(below, record)
+    messages = gates.case_gates(below, MODES.get(record["mode"]), record)
     print(f"\n{messages}")
     assert messages == [
         f"{record['id']}: accuracy drop {drop:.2f} pp exceeds the budget of {budget:.2f} pp "

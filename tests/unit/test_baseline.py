@@ -1,5 +1,5 @@
-"""Tests of bench.baseline: strict loading, migration, per-case environments, merging, and the
-per-case diff an update prints."""
+"""Tests of the baselines file: its strict loading and migration (bench.results), and what an
+update writes (bench.baseline): per-case environments, merging, and the per-case diff it prints."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 
 from bench import baseline, environment, evidence
 from bench.errors import BaselineError
+from bench.results import BASELINE_SCHEMA, baseline_path, load_baselines, update_command
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {"tensorflow": "2.21.0", "numpy": "2.1.0"}
@@ -31,7 +32,7 @@ def case(**fields) -> dict:
 
 def payload(**cases) -> dict:
     return {
-        "schema": baseline.SCHEMA,
+        "schema": BASELINE_SCHEMA,
         "tier": "smoke",
         "dataset_sha256": "abc",
         "environments": {ENV_ID: ENV},
@@ -46,17 +47,17 @@ def write_raw(path: Path, document: object) -> None:
 
 @pytest.fixture
 def path(tmp_path):
-    return baseline.baseline_path(tmp_path, "smoke")
+    return baseline_path(tmp_path, "smoke")
 
 
 def test_schema_is_2():
-    assert baseline.SCHEMA == 2
+    assert BASELINE_SCHEMA == 2
 
 
 def test_baseline_path_and_update_command(tmp_path):
-    assert baseline.baseline_path(tmp_path, "full") == tmp_path / "baselines" / "full.json"
-    assert "--tier full" in baseline.update_command("full")
-    assert baseline.update_command("smoke", ["cnn", "vgg16"]).endswith("--tier smoke --models cnn,vgg16")
+    assert baseline_path(tmp_path, "full") == tmp_path / "baselines" / "full.json"
+    assert "--tier full" in update_command("full")
+    assert update_command("smoke", ["cnn", "vgg16"]).endswith("--tier smoke --models cnn,vgg16")
 
 
 # --- load --------------------------------------------------------------------------------------
@@ -64,40 +65,45 @@ def test_baseline_path_and_update_command(tmp_path):
 
 def test_load_missing_file_is_none(path):
     assert not path.exists()
-    assert baseline.load(path) is None
+    assert load_baselines(path) is None
 
 
 def test_load_round_trip(path):
     write_raw(path, payload())
-    assert baseline.load(path) == payload()
+    assert load_baselines(path) == payload()
 
 
 def test_load_malformed_json_says_how_to_restore_or_regenerate(path):
     path.parent.mkdir(parents=True)
     path.write_text('{"schema": 2, "cases": {')
     with pytest.raises(BaselineError) as info:
-        baseline.load(path)
+        load_baselines(path)
     message = str(info.value)
     assert str(path) in message and "not valid JSON" in message
     assert f"git checkout {path}" in message
-    assert baseline.update_command("smoke") in message
+    assert update_command("smoke") in message
 
 
-@pytest.mark.parametrize("text", ["[1, 2]", '{"cases": {}}', '{"schema": "1", "cases": {}}'])
-def test_load_without_integer_schema_is_refused(path, text):
+@pytest.mark.parametrize(("text", "says"), [
+    ("[1, 2]", "holds a JSON list, not an object"),
+    ('{"cases": {}}', "no integer 'schema'"),
+    ('{"schema": "1", "cases": {}}', "no integer 'schema'"),
+    ('{"schema": true, "cases": {}}', "no integer 'schema'"),  # bool is an int in Python
+])
+def test_load_without_integer_schema_is_refused(path, text, says):
     path.parent.mkdir(parents=True)
     path.write_text(text)
-    with pytest.raises(BaselineError, match="no integer 'schema'"):
-        baseline.load(path)
+    with pytest.raises(BaselineError, match=says):
+        load_baselines(path)
 
 
 def test_load_newer_schema_is_refused(path):
     write_raw(path, {**payload(), "schema": 99})
     with pytest.raises(BaselineError) as info:
-        baseline.load(path)
+        load_baselines(path)
     message = str(info.value)
     assert "schema 99" in message and "newer" in message
-    assert baseline.update_command("smoke") in message
+    assert update_command("smoke") in message
 
 
 @pytest.mark.parametrize("schema", [0, -1])
@@ -105,9 +111,9 @@ def test_load_older_schema_without_migration_is_refused(path, schema):
     """No migration exists to schema 1: an older file is a BaselineError, not a KeyError."""
     write_raw(path, {**payload(), "schema": schema})
     with pytest.raises(BaselineError) as info:
-        baseline.load(path)
+        load_baselines(path)
     assert f"schema {schema}" in str(info.value)
-    assert baseline.update_command("smoke") in str(info.value)
+    assert update_command("smoke") in str(info.value)
 
 
 @pytest.mark.parametrize("cases", [None, [], "x"])
@@ -119,8 +125,8 @@ def test_load_without_cases_object_is_refused(path, cases):
         document["cases"] = cases
     write_raw(path, document)
     with pytest.raises(BaselineError) as info:
-        baseline.load(path)
-    assert "'cases'" in str(info.value) and baseline.update_command("smoke") in str(info.value)
+        load_baselines(path)
+    assert "'cases'" in str(info.value) and update_command("smoke") in str(info.value)
 
 
 def assert_names_file_case_and_fix(message: str, path: Path, case_id: str) -> None:
@@ -128,7 +134,7 @@ def assert_names_file_case_and_fix(message: str, path: Path, case_id: str) -> No
     assert f"case {case_id}" in message
     assert f"git checkout {path}" in message
     model = case_id.partition("-")[0]
-    assert baseline.update_command("smoke", [model]) in message
+    assert update_command("smoke", [model]) in message
 
 
 @pytest.mark.parametrize(
@@ -147,7 +153,7 @@ def test_load_refuses_a_case_with_corrupt_or_wrong_length_bits(path, correct_bit
     bad = case(correct_bits=correct_bits, n_test=n_test)
     write_raw(path, payload(**{"cnn-float32-litert": good, "vgg16-ptq_int8-litert": bad}))
     with pytest.raises(BaselineError) as info:
-        baseline.load(path)
+        load_baselines(path)
     message = str(info.value)
     assert_names_file_case_and_fix(message, path, "vgg16-ptq_int8-litert")
     assert "correct_bits" in message and says in message
@@ -163,7 +169,7 @@ def test_load_refuses_bits_without_a_usable_image_count(path, n_test):
         entry["n_test"] = n_test
     write_raw(path, payload(**{"mobilenet-qat_int8-onnxruntime": entry}))
     with pytest.raises(BaselineError) as info:
-        baseline.load(path)
+        load_baselines(path)
     assert_names_file_case_and_fix(str(info.value), path, "mobilenet-qat_int8-onnxruntime")
     assert "'n_test'" in str(info.value)
 
@@ -173,7 +179,7 @@ def test_load_accepts_a_case_without_bits(path):
     entry = case()
     del entry["correct_bits"], entry["n_test"]
     write_raw(path, payload(**{"cnn-float32-litert": entry}))
-    assert baseline.load(path)["cases"]["cnn-float32-litert"] == entry
+    assert load_baselines(path)["cases"]["cnn-float32-litert"] == entry
 
 
 @pytest.mark.parametrize("environment_id", ["0123456789ab", None])
@@ -183,7 +189,7 @@ def test_load_refuses_a_case_naming_an_environment_the_file_lacks(path, environm
         del entry["environment"]
     write_raw(path, payload(**{"cnn-ptq_int8-litert": entry}))
     with pytest.raises(BaselineError) as info:
-        baseline.load(path)
+        load_baselines(path)
     message = str(info.value)
     assert_names_file_case_and_fix(message, path, "cnn-ptq_int8-litert")
     assert repr(environment_id) in message and "'environments'" in message
@@ -193,7 +199,7 @@ def test_load_refuses_a_case_naming_an_environment_the_file_lacks(path, environm
 def test_load_refuses_a_case_that_is_not_an_object(path, entry):
     write_raw(path, payload(**{"cnn-ptq_int8-litert": entry}))
     with pytest.raises(BaselineError) as info:
-        baseline.load(path)
+        load_baselines(path)
     assert_names_file_case_and_fix(str(info.value), path, "cnn-ptq_int8-litert")
     assert "not an object" in str(info.value)
 
@@ -209,7 +215,7 @@ def schema_1(**cases) -> dict:
 
 def test_schema_1_migrates_its_one_environment_to_every_case(path):
     write_raw(path, schema_1())
-    loaded = baseline.load(path)
+    loaded = load_baselines(path)
     assert loaded["schema"] == 2
     assert "environment" not in loaded
     assert loaded["environments"] == {ENV_ID: ENV}
@@ -224,7 +230,7 @@ def test_schema_1_without_an_environment_migrates_to_the_empty_one(path):
     document = schema_1()
     del document["environment"]
     write_raw(path, document)
-    loaded = baseline.load(path)
+    loaded = load_baselines(path)
     assert loaded["environments"] == {environment.fingerprint_id({}): {}}
     assert {c["environment"] for c in loaded["cases"].values()} == {environment.fingerprint_id({})}
 
@@ -239,7 +245,7 @@ def test_real_schema1_baselines_migrate_to_one_environment():
     before = committed.read_bytes()
     raw = json.loads(before)
     assert raw["schema"] == 1
-    loaded = baseline.load(committed)
+    loaded = load_baselines(committed)
     assert committed.read_bytes() == before
     expected_id = environment.fingerprint_id(raw["environment"])
     assert loaded["schema"] == 2 and "environment" not in loaded
@@ -252,7 +258,7 @@ def test_real_schema1_baselines_migrate_to_one_environment():
 
 def test_a_migrated_file_merged_with_one_new_case_keeps_the_old_environment_for_the_rest():
     committed = SCHEMA1_SMOKE
-    old = baseline.load(committed)
+    old = load_baselines(committed)
     (old_id,) = old["environments"]
     new_env = {**old["environments"][old_id], "onnxruntime": "9.9.9"}
     new = {"schema": 2, "tier": "smoke", "dataset_sha256": old["dataset_sha256"],
@@ -282,7 +288,7 @@ def test_correct_of_refuses_another_image_count(path, n):
     message = str(info.value)
     assert str(path) in message and "cnn-ptq_int8-litert" in message
     assert "records 2000 test images" in message and f"this run has {n:,}" in message
-    assert baseline.update_command("smoke") in message
+    assert update_command("smoke") in message
 
 
 # --- write and the per-case diff ---------------------------------------------------------------
@@ -291,7 +297,7 @@ def test_correct_of_refuses_another_image_count(path, n):
 def test_write_creates_the_file_atomically(path):
     diff = baseline.write(path, payload())
     assert sorted(p.name for p in path.parent.iterdir()) == ["smoke.json"]
-    assert baseline.load(path) == payload()
+    assert load_baselines(path) == payload()
     assert path.read_text().endswith("\n")
     assert (path.stat().st_mode & 0o777) == 0o644
     assert diff == "+ cnn-float32-litert: added, accuracy 90.00 %, 100,000 bytes\n"
@@ -302,7 +308,7 @@ def test_write_returns_the_changed_value_per_case(path):
     changed = payload(**{"cnn-float32-litert": case(accuracy=0.91)})
     diff = baseline.write(path, changed)
     assert diff == "~ cnn-float32-litert: accuracy 90.00 % -> 91.00 %\n"
-    assert baseline.load(path)["cases"]["cnn-float32-litert"]["accuracy"] == 0.91
+    assert load_baselines(path)["cases"]["cnn-float32-litert"]["accuracy"] == 0.91
     assert sorted(p.name for p in path.parent.iterdir()) == ["smoke.json"]
 
 
@@ -318,7 +324,7 @@ def test_write_over_an_unreadable_file_lists_every_case_as_added(path):
     path.write_text("{not json")
     diff = baseline.write(path, payload())
     assert diff.startswith("+ cnn-float32-litert: added")
-    assert baseline.load(path) == payload()
+    assert load_baselines(path) == payload()
 
 
 def outcomes_with(lost: int, gained: int, n: int = N) -> tuple[str, str]:
@@ -487,7 +493,7 @@ def test_from_results_keeps_only_the_kept_fields_of_passed_and_failed_cases():
     }
     out = baseline.from_results(results)
     env_id = environment.fingerprint_id({"numpy": "2.1.0"})
-    assert out["schema"] == baseline.SCHEMA and out["tier"] == "smoke" and out["dataset_sha256"] == "abc"
+    assert out["schema"] == BASELINE_SCHEMA and out["tier"] == "smoke" and out["dataset_sha256"] == "abc"
     assert out["environments"] == {env_id: {"numpy": "2.1.0"}} and "environment" not in out
     assert set(out["cases"]) == {"cnn-ptq_int8-litert", "cnn-ptq_int8-onnxruntime"}
     for entry in out["cases"].values():
@@ -501,9 +507,9 @@ def test_from_results_keeps_only_the_kept_fields_of_passed_and_failed_cases():
 def test_from_results_then_write_then_load(path):
     results = {"tier": "smoke", "environment": ENV, "dataset_sha256": "abc",
                "cases": [result_record("cnn-float32-litert", "passed")]}
-    diff = baseline.write(path, baseline.merge(baseline.load(path), baseline.from_results(results)))
+    diff = baseline.write(path, baseline.merge(load_baselines(path), baseline.from_results(results)))
     assert diff == "+ cnn-float32-litert: added, accuracy 90.00 %, 1,234 bytes\n"
-    loaded = baseline.load(path)
+    loaded = load_baselines(path)
     entry = loaded["cases"]["cnn-float32-litert"]
     assert entry["accuracy"] == 0.9 and entry["environment"] == ENV_ID
     assert loaded["environments"] == {ENV_ID: ENV}
@@ -522,6 +528,6 @@ def test_an_update_over_a_schema_1_file_adds_records_and_keeps_the_others(path):
         "environment: numpy 2.1.0 -> 2.2.0; latency_ms_b1 0 -> 1.5",
         "  (1 cases unchanged)",
     ]
-    loaded = baseline.load(path)
+    loaded = load_baselines(path)
     assert loaded["cases"]["cnn-float32-litert"]["environment"] == ENV_ID
     assert set(loaded["environments"]) == {ENV_ID, environment.fingerprint_id(results["environment"])}

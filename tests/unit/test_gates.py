@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from bench import gates
-from bench.tiers import MIN_SIZE_RATIO, SMOKE
+from bench.modes import MODES
+from bench.tiers import SMOKE
 
 CASE = "cnn-ptq_int8-litert"
 
@@ -55,32 +56,31 @@ def test_size_ratio_below_the_minimum_fails_with_the_numbers():
 
 
 @pytest.mark.parametrize(
-    ("mode", "model", "backend", "expected"),
+    ("mode", "model", "expected"),
     [
-        ("ptq_int8", "cnn", "litert", 2.8),
-        ("ptq_int8", "cnn", "onnxruntime", 2.8),  # same floor on both runtimes
-        ("ptq_dynamic", "cnn", "onnxruntime", 2.8),
-        ("qat_int8", "cnn", "onnxruntime", 2.8),
-        ("ptq_int8", "vgg16", "onnxruntime", 3.9),
-        ("ptq_int8", "mobilenet", "onnxruntime", 3.6),
-        ("ptq_float16", "cnn", "onnxruntime", 1.8),
-        ("ptq_float16", "vgg16", "litert", 1.95),
-        ("ptq_int8", "cnn", "keras", None),  # Keras files have no size gate
-        ("qat_int8", "vgg16", "keras", None),
-        ("float32", "cnn", "litert", None),  # float32 is the reference
-        ("float32", "cnn", "onnxruntime", None),
+        ("ptq_int8", "cnn", 2.8),
+        ("ptq_dynamic", "cnn", 2.8),
+        ("qat_int8", "cnn", 2.8),
+        ("ptq_int8", "vgg16", 3.9),
+        ("ptq_int8", "mobilenet", 3.6),
+        ("ptq_int16x8", "mobilenet", 3.4),
+        ("ptq_float16", "cnn", 1.8),
+        ("ptq_float16", "vgg16", 1.95),
+        ("ptq_int8", "a_model_of_another_package", 2.0),  # the mode's default floor
+        ("float32", "cnn", None),  # float32 is the reference
     ],
 )
-def test_min_size_ratio(mode, model, backend, expected):
-    assert gates.min_size_ratio(mode, model, backend) == expected
+def test_min_size_ratio_is_a_fact_of_the_mode(mode, model, expected):
+    assert MODES.get(mode).min_size_ratio(model) == expected
 
 
 def test_every_quantized_mode_has_a_size_gate_for_every_model():
-    for mode, per_model in MIN_SIZE_RATIO.items():
-        for model in ("cnn", "mobilenet", "vgg16"):
-            for backend in ("litert", "onnxruntime"):
-                ratio = gates.min_size_ratio(mode, model, backend)
-                assert ratio is not None and 1.0 < ratio <= per_model[model], (mode, model, backend)
+    for name, mode in MODES.items():
+        if name == "float32":
+            continue
+        for model in ("cnn", "mobilenet", "vgg16", "a_model_of_another_package"):
+            ratio = mode.min_size_ratio(model)
+            assert ratio is not None and 1.0 < ratio < 4.0, (name, model)
 
 
 # --- baseline size -----------------------------------------------------------------------------
@@ -338,6 +338,10 @@ def test_qat_vs_ptq_fails_with_the_numbers():
 # --- case_gates --------------------------------------------------------------------------------
 
 
+def case_gates(tier, record: dict) -> list[str]:
+    return gates.case_gates(tier, MODES.get(record["mode"]), record)
+
+
 def record(**changes) -> dict:
     base = {
         "id": CASE, "model": "cnn", "mode": "ptq_int8", "backend": "litert",
@@ -348,20 +352,19 @@ def record(**changes) -> dict:
 
 
 def test_case_gates_empty_when_all_pass():
-    assert gates.case_gates(SMOKE, record()) == []
+    assert case_gates(SMOKE, record()) == []
 
 
 def test_case_gates_reports_every_failure_at_once():
-    messages = gates.case_gates(SMOKE, record(accuracy_drop_pp=4.0, size_ratio=1.1))
+    messages = case_gates(SMOKE, record(accuracy_drop_pp=4.0, size_ratio=1.1))
     assert len(messages) == 2
     assert "budget of 1.00 pp" in messages[0]
     assert "below the required 2.80x" in messages[1]
 
 
 def test_case_gates_hold_every_runtime_to_the_same_size_floor():
-    assert len(gates.case_gates(SMOKE, record(backend="onnxruntime", size_ratio=2.6))) == 1
-    assert len(gates.case_gates(SMOKE, record(backend="litert", size_ratio=2.6))) == 1
-    assert gates.case_gates(SMOKE, record(backend="keras", size_ratio=1.0)) == []
+    assert len(case_gates(SMOKE, record(backend="onnxruntime", size_ratio=2.6))) == 1
+    assert len(case_gates(SMOKE, record(backend="litert", size_ratio=2.6))) == 1
 
 
 def test_float_accuracy_floor_passes_at_and_above_and_fails_below():
@@ -378,12 +381,12 @@ def test_case_gates_do_not_apply_the_drop_budget_to_float32():
     """A float32 case is compared with itself (drop 0); its gates are the floor and the verdict."""
     float_case = record(id="cnn-float32-litert", mode="float32", accuracy=0.80, float_accuracy=0.80,
                         accuracy_drop_pp=0.7, drop_ci95_pp=[0.2, 1.2], size_ratio=1.0)
-    assert gates.case_gates(SMOKE, float_case) == []
+    assert case_gates(SMOKE, float_case) == []
     # Its floor still holds: the smoke floor for the cnn is 70 %.
-    (message,) = gates.case_gates(SMOKE, {**float_case, "accuracy": 0.65})
+    (message,) = case_gates(SMOKE, {**float_case, "accuracy": 0.65})
     assert "below the smoke tier's floor 70.00 %" in message
     # And the budget still holds for every other mode, float16's 0.2 pp included.
-    assert len(gates.case_gates(SMOKE, record(mode="ptq_float16", accuracy_drop_pp=0.3, size_ratio=1.9))) == 1
+    assert len(case_gates(SMOKE, record(mode="ptq_float16", accuracy_drop_pp=0.3, size_ratio=1.9))) == 1
 
 
 # --- environment, batch dependence -------------------------------------------------------------

@@ -116,7 +116,7 @@ def test_another_data_set_starts_over():
 
 
 def test_the_report_says_which_timings_are_carried_over():
-    from bench.report import render_full_matrix
+    from bench.report.sections import render_full_matrix
 
     previous = _doc([_case("cnn-ptq_int8-litert", **TIMED)])
     merged = merged_results(previous, _doc([_case("cnn-ptq_int8-litert")], created="2026-11-30T04:00:00+00:00"))

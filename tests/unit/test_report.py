@@ -1,5 +1,6 @@
-"""Tests of the reporting layer: markdown and compare golden files, loading errors, plots, writing,
-the verdicts against the baseline and the paired comparison of two runs.
+"""Tests of the report tool (bench.report): markdown and compare golden files, plots, writing,
+the command line, the verdicts against the baseline and the paired comparison of two runs. Reading
+results files is tested with its loader, in test_results.py.
 
 Golden files change only on purpose: rerun with ``UPDATE_GOLDEN=1`` to rewrite them, then review
 the diff before committing. (An environment variable rather than a pytest option: an option added
@@ -20,18 +21,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import compare as cmp
-from bench import evidence, gates, plots
+from bench import evidence, gates
 from bench.errors import ReportError
-from bench.report import (
-    REPORT_FILE,
-    format_size,
-    load_results,
-    main,
-    render_markdown,
-    write_report,
-    write_text_atomically,
-)
+from bench.report import compare as cmp
+from bench.report import plots, significance
+from bench.report.cli import REPORT_FILE, main, write_report
+from bench.report.compare_render import render_compare, verdict_row
+from bench.report.format import format_size
+from bench.report.lookup import worst_case_per_model
+from bench.report.sections import render_markdown
+from bench.results import load_results, load_results_or_baselines
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 SAMPLE = GOLDEN_DIR / "results_sample.json"
@@ -91,7 +90,7 @@ def test_report_matches_golden(sample):
 
 def test_compare_matches_golden(sample, sample_b):
     comparison = cmp.compare(sample, sample_b)
-    assert_matches_golden(cmp.render_compare(comparison), GOLDEN_DIR / "compare_sample.md")
+    assert_matches_golden(render_compare(comparison), GOLDEN_DIR / "compare_sample.md")
 
 
 def test_sample_covers_every_section(sample, sample_b):
@@ -112,55 +111,15 @@ def test_sample_covers_every_section(sample, sample_b):
 
 
 # --------------------------------------------------------------------------------------------
-# Loading
+# Rendering without optional data
 
 
-def test_load_results_missing_file_says_to_run_the_bench(tmp_path):
-    with pytest.raises(ReportError, match=r"does not exist.*nox -s bench"):
-        load_results(tmp_path / "results.json")
-
-
-def test_load_results_invalid_json_names_the_line(tmp_path):
-    path = tmp_path / "results.json"
-    path.write_text('{"schema": 2, "cases": [', encoding="utf-8")
-    with pytest.raises(ReportError, match=r"not valid JSON.*line 1"):
-        load_results(path)
-
-
-def test_load_results_newer_schema_says_newer_version(tmp_path):
-    path = tmp_path / "results.json"
-    path.write_text(json.dumps({"schema": 99, "cases": []}), encoding="utf-8")
-    with pytest.raises(ReportError, match=r"schema 99.*newer version"):
-        load_results(path)
-
-
-@pytest.mark.parametrize("document", [
-    {"cases": []},
-    {"schema": True, "cases": []},
-    {"schema": "1", "cases": []},
-    {"schema": 0, "cases": []},
-    {"schema": 3, "cases": []},
-    [1, 2],
-    {"schema": 1},
-    {"schema": 1, "cases": [{"model": "cnn"}]},
-])
-def test_load_results_refuses_what_it_does_not_know(tmp_path, document):
-    path = tmp_path / "results.json"
-    path.write_text(json.dumps(document), encoding="utf-8")
-    with pytest.raises(ReportError):
-        load_results(path)
-
-
-def test_load_results_still_reads_schema_1(tmp_path):
+def test_a_schema_1_results_file_still_renders(tmp_path):
     """An older run renders: what schema 1 lacks reads as missing optional data."""
     path = tmp_path / "results.json"
     path.write_text(json.dumps(minimal_results(schema=1)), encoding="utf-8")
     text = render_markdown(load_results(path))
     assert "No case in these results was judged against a baseline." in text
-
-
-# --------------------------------------------------------------------------------------------
-# Rendering without optional data
 
 
 def test_render_without_optional_sections_says_so():
@@ -249,18 +208,13 @@ def test_write_report_into_unwritable_folder_names_it(tmp_path, sample):
         write_report(results_path, out_dir=blocker / "report")
 
 
-def test_atomic_write_below_a_file_names_the_folder(tmp_path):
+def test_cli_compare_out_below_a_file_names_the_folder(tmp_path, capsys):
     (tmp_path / "plain_file").write_text("x", encoding="utf-8")
-    with pytest.raises(ReportError, match="plain_file"):
-        write_text_atomically(tmp_path / "plain_file" / REPORT_FILE, "text")
-
-
-def test_atomic_write_replaces_and_leaves_nothing_behind(tmp_path):
-    target = tmp_path / REPORT_FILE
-    write_text_atomically(target, "old")
-    write_text_atomically(target, "new")
-    assert target.read_text(encoding="utf-8") == "new"
-    assert [path.name for path in tmp_path.iterdir()] == [REPORT_FILE]
+    out = tmp_path / "plain_file" / "compare.md"
+    assert main(["compare", str(SAMPLE), str(SAMPLE), "--out", str(out)]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: cannot write into the folder") and "plain_file" in error
+    assert "--out with a writable folder" in error
 
 
 # --------------------------------------------------------------------------------------------
@@ -300,13 +254,13 @@ CASE = "cnn-ptq_int8-litert"
 
 
 @pytest.mark.parametrize(("metric", "before", "after", "direction"), [
-    ("accuracy", 0.90, 0.95, cmp.BETTER),
-    ("accuracy", 0.95, 0.90, cmp.WORSE),
-    ("throughput_ips", 1000.0, 2000.0, cmp.BETTER),
-    ("size_bytes", 31000, 40000, cmp.WORSE),
-    ("latency_ms_b1", 0.2, 0.1, cmp.BETTER),
-    ("accuracy_drop_pp", 0.3, 1.3, cmp.WORSE),
-    ("size_bytes", 31000, 31000, cmp.SAME),
+    ("accuracy", 0.90, 0.95, significance.BETTER),
+    ("accuracy", 0.95, 0.90, significance.WORSE),
+    ("throughput_ips", 1000.0, 2000.0, significance.BETTER),
+    ("size_bytes", 31000, 40000, significance.WORSE),
+    ("latency_ms_b1", 0.2, 0.1, significance.BETTER),
+    ("accuracy_drop_pp", 0.3, 1.3, significance.WORSE),
+    ("size_bytes", 31000, 31000, significance.SAME),
 ])
 def test_compare_knows_which_way_is_better(metric, before, after, direction):
     comparison = cmp.compare(baseline(**{CASE: {metric: before}}), baseline(**{CASE: {metric: after}}))
@@ -364,7 +318,7 @@ def test_compare_lists_added_and_removed_and_compares_a_changed_recipe():
                                   CASE: {"accuracy": 0.8, "recipe_hash": "bbb"}})
     directions = {row.case_id: row.direction for row in cmp.compare(before, after).rows}
     assert directions == {"cnn-float32-litert": cmp.REMOVED, "vgg16-float32-litert": cmp.ADDED,
-                          CASE: cmp.WORSE}
+                          CASE: significance.WORSE}
 
 
 def test_compare_skips_metrics_missing_on_either_side():
@@ -376,7 +330,7 @@ def test_compare_skips_metrics_missing_on_either_side():
 def test_render_compare_summary_and_markers():
     before = baseline(**{CASE: {"accuracy": 0.90, "size_bytes": 1000, "latency_ms_b1": 1.0}})
     after = baseline(**{CASE: {"accuracy": 0.80, "size_bytes": 900, "latency_ms_b1": 1.01}})
-    text = cmp.render_compare(cmp.compare(before, after))
+    text = render_compare(cmp.compare(before, after))
     first_line = text.splitlines()[0]
     assert first_line.startswith("**1 cases compared**: 1 no per-image record; metrics: 1 worse "
                                  "(significant), 1 better")
@@ -387,10 +341,10 @@ def test_render_compare_summary_and_markers():
 
 def test_compare_accepts_the_sample_against_itself(sample):
     comparison = cmp.compare(sample, copy.deepcopy(sample))
-    assert comparison.rows and all(row.direction == cmp.SAME for row in comparison.rows)
+    assert comparison.rows and all(row.direction == significance.SAME for row in comparison.rows)
     assert {case.name for case in comparison.verdicts} == {"identical"}
     assert not comparison.regressed
-    text = cmp.render_compare(comparison)
+    text = render_compare(comparison)
     assert "No differences." in text
     assert "22 identical cases with nothing changed not shown" in text
 
@@ -410,7 +364,7 @@ def test_compare_judges_a_regressed_case_with_its_numbers():
     assert case.verdict.alpha == gates.per_case_alpha(1)
     assert case.verdict.ceiling_pp == 0.5  # the smoke tier's
     assert comparison.regressed == [CASE]
-    text = cmp.render_compare(comparison)
+    text = render_compare(comparison)
     assert re.search(r"`cnn-ptq_int8-litert` +\| \*\*regressed\*\* +\| 20 / 0 +\| -10\.00 +\| 9\.5e-07 +"
                      r"\| 90\.00 -> 80\.00 +\| 31\.0 KB -> 31\.5 KB \(\+500 B\) +\| none ", text)
     # The accuracy row agrees with the verdict.
@@ -429,7 +383,7 @@ def test_compare_gives_a_changed_recipe_a_verdict_with_numbers():
     assert case.name == "drift"
     assert (case.verdict.lost, case.verdict.gained) == (2, 1)
     assert "case definition (recipe hash) changed" in case.causes
-    text = cmp.render_compare(comparison)
+    text = render_compare(comparison)
     assert "not comparable" not in text
     assert re.search(r"`cnn-ptq_int8-litert` +\| drift +\| 2 / 1 +\| -0\.50 +\| 0\.5 +"
                      r"\| 75\.00 -> 74\.50 ", text)
@@ -445,7 +399,7 @@ def test_compare_without_per_image_record_shows_the_accuracies():
     assert case.verdict is None and case.unpaired == "no per-image record before"
     assert not comparison.regressed
     assert re.search(r"\| no per-image record before +\| n/a +\| -5\.00 +\| n/a +\| 90\.00 -> 85\.00 ",
-                     cmp.render_compare(comparison))
+                     render_compare(comparison))
 
 
 def test_compare_does_not_pair_records_of_different_test_sets():
@@ -480,14 +434,14 @@ def test_compare_without_a_known_tier_cannot_judge():
                     {"schema": 2, "cases": [{"id": CASE, **correct}]})
 
 
-def test_load_comparable_migrates_a_schema_1_baselines_file(tmp_path):
-    """The committed baselines may still be schema 1: bench.baseline.load migrates them."""
+def test_a_migrated_schema_1_baselines_file_compares(tmp_path):
+    """The committed baselines may still be schema 1: bench.results migrates them for compare."""
     path = tmp_path / "smoke.json"
     path.write_text(json.dumps({"schema": 1, "tier": "smoke", "dataset_sha256": "d",
                                 "environment": {"tensorflow": "2.21.0"},
                                 "cases": {CASE: {"accuracy": 0.9, "size_bytes": 31_000}}}),
                     encoding="utf-8")
-    document = cmp.load_comparable(path)
+    document = load_results_or_baselines(path)
     assert document["schema"] == 2 and document["cases"][CASE]["environment"] in document["environments"]
     after = results_with(200, **{CASE: measured(outcomes(right=170, n=200), size_bytes=31_000)})
     [case] = cmp.compare(document, after).verdicts
@@ -575,8 +529,6 @@ def test_worst_layers_ignore_qat_drift():
             "cnn-qat_int8-litert": [{"layer": "conv1", "snr_db": 5.0}],
         },
     }
-    from bench.report import worst_case_per_model
-
     assert worst_case_per_model(results["layer_errors"], results) == {"cnn": "cnn-ptq_int8-litert"}
 
 
@@ -704,7 +656,7 @@ def test_compare_widens_the_ceiling_by_the_float32_siblings_churn_as_the_session
 
     steady = judge(float_before)
     assert steady.name == "regressed" and steady.verdict.ceiling_pp == pytest.approx(0.5)
-    assert cmp.verdict_row(steady, ())[1] == "**regressed** (net loss over 0.50 pp)"
+    assert verdict_row(steady, ())[1] == "**regressed** (net loss over 0.50 pp)"
     churning = judge(churned(float_before, lost=[3, 4], gained=[190, 191]))
     assert churning.name == "drift" and churning.verdict.reference_flips == 4
     assert churning.verdict.ceiling_pp == pytest.approx(0.5 + 100 * gates.CHURN_Z * 2 / 200)

@@ -23,18 +23,10 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
-from bench.report import (
-    BACKEND_ORDER,
-    MODE_ORDER,
-    case_parts,
-    is_number,
-    model_names,
-    order_key,
-    snr_sort_key,
-    sorted_cases,
-    worst_case_per_model,
-    write_bytes_atomically,
-)
+from bench import atomic
+from bench.report.format import is_number
+from bench.report.lookup import model_names, snr_sort_key, sorted_cases, worst_case_per_model
+from bench.results import backend_order_key, case_parts, mode_order_key
 
 PLOT_FILES = {
     "accuracy_vs_size": "accuracy_vs_size.png",
@@ -77,7 +69,8 @@ def save_figure(figure: Figure, path: Path) -> Path:
     buffer = io.BytesIO()
     # No "Software" entry: the PNG bytes then depend on the data, not on the matplotlib version.
     figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
-    return write_bytes_atomically(path, buffer.getvalue())
+    atomic.write_bytes(path, buffer.getvalue())
+    return path
 
 
 def skip_plot(path: Path) -> None:
@@ -112,8 +105,7 @@ def measured_cases(results: Mapping[str, Any], backend: str) -> list[dict]:
 def choose_backend(results: Mapping[str, Any]) -> str | None:
     """LiteRT, the deployable format, if it has data; else the first backend that does."""
     backends = {case_parts(case)[2] for case in results.get("cases") or []}
-    candidates = [PREFERRED_BACKEND] + sorted(backends - {PREFERRED_BACKEND},
-                                              key=lambda name: order_key(name, BACKEND_ORDER))
+    candidates = [PREFERRED_BACKEND] + sorted(backends - {PREFERRED_BACKEND}, key=backend_order_key)
     for backend in candidates:
         if measured_cases(results, backend):
             return backend
@@ -186,8 +178,7 @@ def add_accuracy_legends(figure: Figure, cases: list[dict], colours: dict[str, A
     """Two legends outside the axes: models by colour, modes by marker (plus the line styles)."""
     models = sorted({case_parts(case)[0] for case in cases},
                     key=lambda name: list(colours).index(name))
-    modes = sorted({case_parts(case)[1] for case in cases},
-                   key=lambda name: order_key(name, MODE_ORDER))
+    modes = sorted({case_parts(case)[1] for case in cases}, key=mode_order_key)
     model_handles = [Patch(color=colours[model], label=model) for model in models]
     model_handles.append(Line2D([], [], color="grey", linestyle="--", label="float32 accuracy"))
     mode_handles = [Line2D([], [], linestyle="none", color="dimgrey", markersize=13 if mode ==
@@ -227,8 +218,7 @@ def plot_speedup(results: Mapping[str, Any], out_dir: str | Path) -> Path | None
         skip_plot(path)
         return None
     groups = list(dict.fromkeys(case_parts(case)[:2] for case in cases))
-    backends = sorted({case_parts(case)[2] for case in cases},
-                      key=lambda name: order_key(name, BACKEND_ORDER))
+    backends = sorted({case_parts(case)[2] for case in cases}, key=backend_order_key)
     speedups = {case_parts(case): case["speedup_vs_float"] for case in cases}
     palette = colormaps["Set2"]
     width = 0.8 / len(backends)

@@ -1,0 +1,293 @@
+"""The run's builder: the tier's data, trained models, artifacts and logits, each made once.
+
+Everything expensive is computed once per run and memoized here (models are also cached on disk
+by :mod:`bench.train`, artifacts by :mod:`bench.cache`), so the order in which pytest runs the
+cases does not matter: a case asks for what it needs and gets it. The builder measures nothing
+and judges nothing; :mod:`bench.run` does, and :mod:`bench.record` keeps what it found.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench import data as data_mod
+from bench import environment, metrics, train
+from bench.backends import BACKENDS, EVAL_BATCH
+from bench.cache import Cache, code_hash, key_of, log
+from bench.models import MODELS
+from bench.modes import MODES, REFERENCE_MODE, ExportContext
+from bench.results import case_id
+from bench.tiers import Tier
+
+# Images per case whose batch-1 logits are compared with the evaluation's (batch invariance):
+# the first and last images of the pass (the last evaluation batch is the zero-padded one) and
+# a seeded draw of the rest.
+INVARIANCE_EDGE, INVARIANCE_DRAWN, INVARIANCE_SEED = 16, 16, 66
+
+
+class Builder:
+    """Makes and memoizes what the run's cases need.
+
+    Args:
+        tier: The tier (data sizes, recipes).
+        calibration_method: ONNX Runtime's calibration method for calibrated modes.
+        cache: The on-disk cache of models and artifacts.
+    """
+
+    def __init__(self, tier: Tier, calibration_method: str = "MinMax", cache: Cache | None = None) -> None:
+        self.tier = tier
+        self.calibration_method = calibration_method
+        self.cache = cache or Cache()
+        self._dataset = None
+        self._splits = None
+        self._trained: dict[str, train.Trained] = {}
+        self._qat: dict[str, train.Trained] = {}
+        self._artifacts: dict[tuple[str, str, str], Path] = {}
+        self._logits: dict[tuple[str, str, str], np.ndarray] = {}
+        self._inputs: dict[tuple[str, tuple], np.ndarray] = {}
+        # Seconds each artifact took to convert and to evaluate, by case id (progress estimates).
+        self.seconds: dict[str, dict[str, float]] = {}
+
+    @property
+    def dataset(self) -> data_mod.FashionMNIST:
+        if self._dataset is None:
+            self._dataset = data_mod.load()
+        return self._dataset
+
+    @property
+    def splits(self) -> data_mod.Splits:
+        if self._splits is None:
+            self._splits = data_mod.split(
+                self.dataset,
+                val_size=self.tier.val_size,
+                train_size=None,
+                test_size=self.tier.test_size,
+                calibration_size=self.tier.calibration_size,
+                seed=self.tier.seed,
+            )
+        return self._splits
+
+    def inputs(self, which: str, model: str) -> np.ndarray:
+        """Model input for the test or calibration images (``which`` = "test" or "calib")."""
+        shape = MODELS.get(model).input_shape
+        key = (which, shape)
+        if key not in self._inputs:
+            images = self.splits.x_test if which == "test" else self.splits.x_calib
+            self._inputs[key] = data_mod.to_model_input(images, shape)
+        return self._inputs[key]
+
+    def trained(self, model: str) -> train.Trained:
+        if model not in self._trained:
+            self._trained[model] = train.float_model(
+                model, self.tier, self.splits, self.dataset.sha256, self.cache
+            )
+        return self._trained[model]
+
+    def qat(self, model: str) -> train.Trained:
+        if model not in self._qat:
+            self._qat[model] = train.qat_model(model, self.tier, self.splits, self.trained(model), self.cache)
+        return self._qat[model]
+
+    def recipe_hash(self, model: str, mode: str, backend: str) -> str:
+        """Hash of everything that defines a case: training recipe, mode code, its settings.
+
+        A baseline recorded under another hash is still judged; the changed hash is reported
+        beside the verdict as its likely cause.
+        """
+        spec = MODES.get(mode)
+        payload = {"train": self.tier.recipe_hash(model), "mode_source": mode_source_hash(mode, backend)}
+        if spec.uses_qat:
+            payload["qat"] = self.tier.qat_hash(model)
+        if spec.uses_calibration:
+            payload["calibration"] = [self.tier.calibration_size, self.calibration_method]
+        return key_of(payload)
+
+    def artifact(self, model: str, mode: str, backend: str) -> Path:
+        """The file of ``model`` in ``mode`` for ``backend``, converted now or taken from the cache."""
+        key3 = (model, mode, backend)
+        if key3 in self._artifacts:
+            return self._artifacts[key3]
+        spec = MODES.get(mode)
+        exporter = spec.exporter(backend)
+        if exporter is None:
+            raise ValueError(f"{case_id(*key3)}: {spec.skip_reason(backend)}")
+        source = spec.artifact_backend(backend)
+        if source != backend:  # a runtime reading another's files runs the very same file
+            self._artifacts[key3] = self.artifact(model, mode, source)
+            return self._artifacts[key3]
+        trained = self.trained(model)
+        suffix = BACKENDS.get(backend).suffix
+        key = self.artifact_key(model, mode, backend, trained.key)
+        filename = f"model{suffix}"
+
+        def export(folder: Path) -> dict:
+            began = time.perf_counter()
+            ctx = ExportContext(
+                model_name=model,
+                input_shape=MODELS.get(model).input_shape,
+                float_model=trained.model,
+                qat_model=lambda: self.qat(model).model,
+                calibration=self.inputs("calib", model),
+                float_onnx=lambda: self.artifact(model, REFERENCE_MODE, "onnxruntime"),
+                calibration_method=self.calibration_method,
+            )
+            exporter(ctx, folder / filename)
+            seconds = time.perf_counter() - began
+            self.seconds.setdefault(case_id(*key3), {})["convert_seconds"] = round(seconds, 2)
+            log(f"[convert] {case_id(*key3)}: {seconds:.1f}s")
+            return {"convert_seconds": seconds}
+
+        entry, cached = self.cache.get_or_build(
+            "artifacts", f"{model}-{self.tier.name}-{mode}-{backend}", key, export
+        )
+        if cached:
+            recorded = self.cache.read_meta(entry).get("convert_seconds")
+            if recorded:
+                self.seconds.setdefault(case_id(*key3), {})["convert_seconds"] = round(recorded, 2)
+            log(f"[convert] {case_id(*key3)}: reusing cached artifact {entry / filename}")
+        self._artifacts[key3] = entry / filename
+        return self._artifacts[key3]
+
+    def artifact_key(self, model: str, mode: str, backend: str, float_key: str) -> str:
+        """The cache key of an artifact: its float model (and QAT model), case and libraries."""
+        return key_of({
+            "float": float_key,
+            # A QAT artifact comes from the QAT model: retraining it must reconvert.
+            "qat": train.qat_key(float_key, self.tier, model) if MODES.get(mode).uses_qat else None,
+            "recipe": self.recipe_hash(model, mode, backend),
+            "backend": backend,
+            "versions": environment.versions(),
+        })
+
+    def plan(self, cases: list[tuple[str, str, str]]) -> list[tuple[str, str, bool]]:
+        """What ``cases`` need built, as ``(kind, name, cached)``: kinds train, qat and convert.
+
+        Computes the cache keys only (the float models' architectures are built, not trained).
+        """
+        items = []
+        models = list(dict.fromkeys(model for model, _, _ in cases))
+        float_keys = {m: train.float_key(MODELS.get(m), self.tier, self.dataset.sha256) for m in models}
+        for model in models:
+            items.append(("train", model, self._cached("models", f"{model}-{self.tier.name}", float_keys[model])))
+            if any(MODES.get(mode).uses_qat for m, mode, _ in cases if m == model):
+                key = train.qat_key(float_keys[model], self.tier, model)
+                items.append(("qat", model, self._cached("models", f"{model}-{self.tier.name}-qat", key)))
+        needed = {(model, REFERENCE_MODE, backend) for model, _, backend in cases} | set(cases)
+        files = {(model, mode, MODES.get(mode).artifact_backend(backend)) for model, mode, backend in needed}
+        for model, mode, backend in sorted(files):
+            key = self.artifact_key(model, mode, backend, float_keys[model])
+            label = f"{model}-{self.tier.name}-{mode}-{backend}"
+            items.append(("convert", case_id(model, mode, backend), self._cached("artifacts", label, key)))
+        return items
+
+    def _cached(self, kind: str, label: str, key: str) -> bool:
+        return self.cache.entry_dir(kind, label, key).is_dir()
+
+    def runner(self, model: str, mode: str, backend: str, threads: int | None = None):
+        """A freshly loaded artifact on ``threads`` threads (None: the runtime's default).
+
+        A mode computing in another precision than float32 (``Mode.compute_precision``) tells the
+        runtime so; only backends that can honour it run such a mode (the others skip it).
+        """
+        precision = MODES.get(mode).compute_precision
+        extra = {} if precision == "f32" else {"precision": precision}
+        return BACKENDS.get(backend).load(self.artifact(model, mode, backend), threads=threads, **extra)
+
+    def logits(self, model: str, mode: str, backend: str) -> np.ndarray:
+        """Test-set logits of one artifact on one backend (memoized)."""
+        key3 = (model, mode, backend)
+        if key3 not in self._logits:
+            runner = self.runner(model, mode, backend)
+            batch = MODES.get(mode).eval_batch(backend)
+            began = time.perf_counter()
+            self._logits[key3] = runner.predict(self.inputs("test", model), batch)
+            seconds = time.perf_counter() - began
+            self.seconds.setdefault(case_id(*key3), {})["eval_seconds"] = round(seconds, 2)
+            log(f"[eval] {case_id(*key3)}: {len(self.splits.y_test)} images at batch {batch} in {seconds:.1f}s")
+        return self._logits[key3]
+
+    def batch_invariance(self, model: str, mode: str, backend: str) -> dict:
+        """Batch-1 logits of a sample of images against the same images' logits at batch 256.
+
+        Where the mode declares the backend batch-dependent, its evaluation ran at batch 1, and
+        the batched pass is made here only to measure how much the batch would have moved it.
+        """
+        images = self.inputs("test", model)
+        sample = invariance_sample(len(images))
+        runner = self.runner(model, mode, backend)
+        single = np.concatenate([np.asarray(runner.run_batch(images[i:i + 1]), np.float32) for i in sample])
+        eval_batch = MODES.get(mode).eval_batch(backend)
+        batched = (self.logits(model, mode, backend) if eval_batch == EVAL_BATCH
+                   else runner.predict(images, EVAL_BATCH))[sample]
+        diff = metrics.max_abs_diff(single, batched)
+        return {
+            "sample": int(len(sample)),
+            "eval_batch": eval_batch,
+            "max_abs_logit_diff": diff,
+            "top1_changed": int(np.sum(np.argmax(single, 1) != np.argmax(batched, 1))),
+        }
+
+    def models_summary(self) -> dict:
+        """Per trained model: parameters, description, training time, whether it was cached."""
+        summary = {}
+        for name, trained in self._trained.items():
+            summary[name] = {
+                "params": int(trained.model.count_params()),
+                "description": MODELS.get(name).description,
+                "train_seconds": round(trained.seconds, 1),
+                "cached": trained.cached,
+                "val_accuracy": trained.val_accuracy,
+            }
+            if name in self._qat:
+                summary[name]["qat_seconds"] = round(self._qat[name].seconds, 1)
+        return summary
+
+    def has_data(self) -> bool:
+        return self._splits is not None
+
+
+def invariance_sample(n: int) -> np.ndarray:
+    """Sorted indices of the batch-invariance sample of ``n`` test images."""
+    edges = set(range(min(n, INVARIANCE_EDGE))) | set(range(max(0, n - INVARIANCE_EDGE), n))
+    rest = np.array(sorted(set(range(n)) - edges), dtype=int)
+    drawn = np.random.default_rng(INVARIANCE_SEED).choice(rest, min(len(rest), INVARIANCE_DRAWN),
+                                                          replace=False) if len(rest) else rest
+    return np.array(sorted(edges | {int(i) for i in drawn}), dtype=int)
+
+
+def mode_source_hash(mode: str, backend: str) -> str:
+    """Hash of the mode's module and of the shared conversion helpers its ``backend`` exporter uses.
+
+    Only the helpers that exporter names count (and what they import in turn), so a change to the
+    ONNX helpers does not invalidate LiteRT artifacts and baselines, nor the other way round.
+    """
+    spec = MODES.get(mode)
+    exporter = spec.exporter(backend)
+    if exporter is None:  # unsupported combination: hash the module alone
+        exporter = next(v for v in spec.backends.values() if callable(v))
+        named = set()
+    else:
+        named = set(exporter.__code__.co_names)
+    module = inspect.getmodule(exporter)
+    direct = [v for k, v in vars(module).items() if k in named and _is_helper(v)]
+    return key_of([code_hash(m) for m in (module, *_helpers_of(direct))])
+
+
+def _is_helper(value) -> bool:
+    return inspect.ismodule(value) and value.__name__.startswith("bench.modes._")
+
+
+def _helpers_of(direct: list) -> list:
+    """``direct`` and every ``bench.modes._*`` helper they import, in turn, sorted by name."""
+    found = {m.__name__: m for m in direct}
+    pending = list(direct)
+    while pending:
+        for value in vars(pending.pop()).values():
+            if _is_helper(value) and value.__name__ not in found:
+                found[value.__name__] = value
+                pending.append(value)
+    return [found[name] for name in sorted(found)]

@@ -1,0 +1,283 @@
+"""The quantbench pytest plugin: options, the case matrix, the run's fixture and hooks.
+
+Registered through the ``pytest11`` entry point (pyproject.toml), so any pytest run in an
+environment with the package installed gets it, whichever folder it starts in.
+
+Options (all validated at start-up; an unknown name is a usage error listing the valid ones):
+
+    --tier smoke|full          which tier (default smoke)
+    --models a,b               subset of models (default all)
+    --modes a,b                subset of quantization modes (default all)
+    --backends a,b             subset of backends (default all)
+    --calibration-method M     ONNX Runtime calibration: MinMax (default), Entropy, Percentile
+    --update-baselines         rewrite baselines/<tier>.json from this run (shows the diff)
+    --strict-env               a case whose environment differs from its baseline's fails
+    --reports-dir DIR          where reports/<tier>/ goes (default the repository's reports/)
+    --baselines-dir DIR        where <tier>.json baselines are read and written (default baselines/)
+    --tf-log                   show TensorFlow's C++ log lines (hidden by default)
+
+Under pytest-xdist (``-n N``) every worker runs its share of the cases in its own session and
+publishes them into the one results.json (and baselines file) under a lock; the controller, which
+runs no case, prints the summary from that merged file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+import bench  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
+from bench import progress
+
+# The checkout the package runs from: its reports/ and baselines/ are the defaults.
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("quantbench")
+    group.addoption("--tier", default="smoke", help="tier of the bench: smoke (CI) or full")
+    group.addoption("--models", default=None, help="comma-separated models (default: all)")
+    group.addoption("--modes", default=None, help="comma-separated modes (default: all)")
+    group.addoption("--backends", default=None, help="comma-separated backends (default: all)")
+    group.addoption("--calibration-method", default="MinMax",
+                    help="ONNX Runtime calibration: MinMax, Entropy or Percentile")
+    group.addoption("--update-baselines", action="store_true",
+                    help="write baselines/<tier>.json from this run and show the diff")
+    group.addoption("--strict-env", action="store_true",
+                    help="fail a case whose environment differs from its baseline's")
+    group.addoption("--reports-dir", default=None, help="folder for <tier>/results.json and REPORT.md")
+    group.addoption("--baselines-dir", default=None,
+                    help="folder of the <tier>.json baselines (default: the repository's baselines/)")
+    group.addoption("--tf-log", action="store_true",
+                    help="show TensorFlow's C++ log lines (start-up, CUDA probing, graph warnings)")
+
+
+def _split(value: str | None) -> list[str] | None:
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why ``folder`` cannot be created or written, or None when it can (checked at start-up,
+    so a bad --reports-dir fails before the run, not after it)."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None
+
+
+def _options(config: pytest.Config):
+    from bench.backends import BACKENDS
+    from bench.errors import BenchError, unknown_name
+    from bench.models import MODELS
+    from bench.modes import MODES, _onnx
+    from bench.run import Options
+    from bench.tiers import get_tier
+
+    try:
+        tier = get_tier(config.getoption("--tier"))
+        models = MODELS.select(_split(config.getoption("--models")))
+        modes = MODES.select(_split(config.getoption("--modes")))
+        backends = BACKENDS.select(_split(config.getoption("--backends")))
+        missing = tier.missing_facts(models, modes)
+        if missing:
+            raise UsageError("; ".join(missing))
+        method = config.getoption("--calibration-method")
+        if method not in _onnx.CALIBRATION_METHODS:
+            raise unknown_name("calibration method", method, list(_onnx.CALIBRATION_METHODS))
+        reports = config.getoption("--reports-dir")
+        baselines_dir = config.getoption("--baselines-dir")
+        for option, folder, needed in (("--reports-dir", reports or ROOT / "reports", True),
+                                       ("--baselines-dir", baselines_dir or ROOT / "baselines",
+                                        config.getoption("--update-baselines"))):
+            problem = needed and _unwritable(Path(folder))
+            if problem:
+                raise UsageError(f"{option} {folder}: {problem}; pass {option} with a writable folder")
+        return Options(
+            tier=tier,
+            models=models,
+            modes=modes,
+            backends=backends,
+            root=ROOT,
+            reports_dir=Path(reports) if reports else ROOT / "reports",
+            calibration_method=method,
+            update_baselines=config.getoption("--update-baselines"),
+            strict_env=config.getoption("--strict-env"),
+            command=" ".join(["pytest", *sys.argv[1:]]),
+            baselines_dir=Path(baselines_dir) if baselines_dir else ROOT / "baselines",
+        )
+    except BenchError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+class UsageError(Exception):
+    """A bad option value found while reading the options (becomes pytest's usage error)."""
+
+
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    """True in the pytest-xdist process that hands cases to workers and runs none itself."""
+    return (
+        config.pluginmanager.hasplugin("xdist")
+        and not hasattr(config, "workerinput")
+        and config.getoption("dist", default="no") != "no"
+    )
+
+
+class _WorkerOutputs:
+    """Collects, in the xdist controller, what each worker published (see publish.worker_output)."""
+
+    def __init__(self) -> None:
+        self.outputs: list[dict] = []
+
+    def pytest_testnodedown(self, node, error) -> None:
+        output = getattr(node, "workeroutput", {}).get("quantbench")
+        if output:
+            self.outputs.append(json.loads(output))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Before anything imports TensorFlow: its C++ log level is read once, at import.
+    progress.native_logs(config.getoption("--tf-log"))
+    config.quantbench_options = _options(config)
+    config.quantbench_run = None
+    config.quantbench_workers = None
+    if _is_xdist_controller(config):
+        config.quantbench_workers = _WorkerOutputs()
+        config.pluginmanager.register(config.quantbench_workers, "quantbench-xdist-outputs")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrizes the bench's cases from the selected models, modes and backends."""
+    options = metafunc.config.quantbench_options
+    if "case" in metafunc.fixturenames:
+        cases = [
+            (model, mode, backend)
+            for model in options.models
+            for mode in options.modes
+            for backend in options.backends
+        ]
+        metafunc.parametrize("case", cases, ids=["-".join(c) for c in cases])
+    if "model_backend" in metafunc.fixturenames:
+        pairs = [(m, b) for m in options.models for b in options.backends]
+        metafunc.parametrize("model_backend", pairs, ids=["-".join(p) for p in pairs])
+    if "bench_model" in metafunc.fixturenames:
+        metafunc.parametrize("bench_model", options.models)
+    if "model_mode" in metafunc.fixturenames:
+        pairs = [(m, mode) for m in options.models for mode in options.modes]
+        metafunc.parametrize("model_mode", pairs, ids=["-".join(p) for p in pairs])
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Progress lines (training epochs, conversions, evaluations) go through the terminal
+    # reporter, so they show live although pytest captures the tests' output.
+    progress.attach(session.config.pluginmanager.get_plugin("terminalreporter"))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    progress.detach()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Before the first case: one line saying what will be trained and converted, what is cached,
+    and how long it should take by earlier runs' recorded timings."""
+    config = session.config
+    if config.quantbench_workers is not None or hasattr(config, "workerinput"):
+        return  # under xdist each worker builds only its share; no single plan to state
+    if not any("bench_run" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    from bench.errors import BenchError
+    from bench.plan import plan_line
+
+    try:
+        progress.emit(plan_line(config.quantbench_options))
+    except BenchError as exc:  # the first case reports it properly; the plan is only a forecast
+        progress.emit(f"quantbench plan: not available ({exc})")
+
+
+@pytest.fixture(scope="session")
+def bench_run(request: pytest.FixtureRequest):
+    """The run's :class:`bench.run.BenchRun` (builder and record), created on first use."""
+    from bench.errors import BenchError
+    from bench.run import BenchRun
+
+    config = request.config
+    if config.quantbench_run is None:
+        problem = None
+        try:
+            run = BenchRun(config.quantbench_options)
+            # The data set first: without it no case can run, so say so once and stop, rather
+            # than fail every case with the same error.
+            run.build.dataset  # noqa: B018
+        except BenchError as exc:
+            problem = f"quantbench: {exc}"
+        if problem and hasattr(config, "workerinput"):
+            # pytest.exit in an xdist worker crashes its controller: stop this worker after this
+            # case instead (the controller then stops too) and fail the case with the message.
+            request.session.shouldstop = problem
+            pytest.fail(problem, pytrace=False)
+        if problem:
+            pytest.exit(problem, returncode=pytest.ExitCode.USAGE_ERROR)
+        config.quantbench_run = run
+    return config.quantbench_run
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A BenchError is a problem the user can act on: report its message, not a traceback."""
+    from bench.errors import BenchError
+
+    report = yield
+    if report.failed and call.excinfo is not None and isinstance(call.excinfo.value, BenchError):
+        report.longrepr = f"{item.nodeid}: {type(call.excinfo.value).__name__}: {call.excinfo.value}"
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Writes results.json and REPORT.md, and the baselines when asked to."""
+    from bench.errors import BenchError
+    from bench.publish import publish, worker_output
+
+    config = session.config
+    workers = config.quantbench_workers
+    if workers is not None:  # xdist controller: the workers published; fail if one could not
+        if any(out.get("error") for out in workers.outputs):
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+        return
+    run = config.quantbench_run
+    if run is None or not run.record.cases:
+        return
+    error = None
+    try:
+        config.quantbench_published = publish(run)
+    except BenchError as exc:
+        config.quantbench_published = None
+        error = str(exc)
+        print(f"\nquantbench: {exc}", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+    if hasattr(config, "workeroutput"):  # xdist worker: hand the controller what it needs
+        config.workeroutput["quantbench"] = json.dumps(
+            worker_output(run, config.quantbench_published, error)
+        )
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    from bench.publish import controller_summary, terminal_summary
+
+    if config.quantbench_workers is not None:
+        for line in controller_summary(config.quantbench_workers.outputs):
+            terminalreporter.write_line(line)
+        return
+    run = config.quantbench_run
+    if run is None or not run.record.cases:
+        return
+    for line in terminal_summary(run, getattr(config, "quantbench_published", None)):
+        terminalreporter.write_line(line)

@@ -1,0 +1,341 @@
+"""One bench run: the builder, the record, and the judgement of each case against its baseline.
+
+:class:`BenchRun` asks the :class:`bench.build.Builder` for logits and artifacts, measures each
+case, applies the gates of :mod:`bench.gates` and keeps what it found in the
+:class:`bench.record.RunRecord`. A case run twice (a cross-case test asks for it again) is
+measured once: the builder memoizes logits and artifacts, so asking again only re-judges.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import itertools
+from pathlib import Path
+
+import numpy as np
+
+from bench import baseline as baselines
+from bench import environment, evidence, gates, metrics, results
+from bench.backends import BACKENDS
+from bench.build import Builder
+from bench.cache import Cache, file_sha256, log
+from bench.errors import BaselineError, first_line
+from bench.modes import MODES, REFERENCE_MODE
+from bench.record import RunRecord
+from bench.results import case_id
+from bench.tiers import Tier
+
+# Lost images of the worst int8 case drawn in the report (a 4x4 grid).
+LOST_IMAGES_SHOWN = 16
+
+
+@dataclasses.dataclass
+class Options:
+    """What the user selected on the command line."""
+
+    tier: Tier
+    models: list[str]
+    modes: list[str]
+    backends: list[str]
+    root: Path
+    reports_dir: Path
+    calibration_method: str = "MinMax"
+    update_baselines: bool = False
+    strict_env: bool = False
+    command: str = ""
+    # Folder of the <tier>.json baselines; None: <root>/baselines.
+    baselines_dir: Path | None = None
+
+    def baseline_path(self) -> Path:
+        """The tier's baselines file (read for the gates, written by --update-baselines)."""
+        if self.baselines_dir is not None:
+            return Path(self.baselines_dir) / f"{self.tier.name}.json"
+        return results.baseline_path(self.root, self.tier.name)
+
+
+class BenchRun:
+    """One run; see the module docstring.
+
+    Args:
+        options: What the user selected.
+        cache: The on-disk cache (default: the user's cache folder).
+    """
+
+    def __init__(self, options: Options, cache: Cache | None = None) -> None:
+        self.options = options
+        self.tier = options.tier
+        self.build = Builder(options.tier, options.calibration_method, cache)
+        fingerprint = environment.fingerprint(options.backends)
+        self.environment = fingerprint
+        self.record = RunRecord(options.tier.name, options.command, fingerprint,
+                                environment.fingerprint_id(fingerprint))
+        self.baseline = self._load_baseline()
+        # Cases the run judges against the baseline: the paired test's correction divides by it.
+        self.cases_judged = len(self.runnable_cases())
+
+    def runnable_cases(self) -> list[tuple[str, str, str]]:
+        """The selected (model, mode, backend) cases that this tier and the backends can run."""
+        return [
+            (model, mode, backend)
+            for model in self.options.models
+            for mode in self.options.modes
+            for backend in self.options.backends
+            if not self.skip_reason(model, mode, backend)
+        ]
+
+    def skip_reason(self, model: str, mode: str, backend: str) -> str | None:
+        """Why the case is not run (the mode on that backend, or the tier), or None."""
+        reason = MODES.get(mode).skip_reason(backend)
+        if reason:
+            return f"{mode} on {backend}: {reason}"
+        reason = self.tier.skip_reason(model, mode)
+        if reason:
+            return f"{model}-{mode} in tier {self.tier.name}: {reason}"
+        unsupported = BACKENDS.get(backend).unsupported
+        reason = unsupported(MODES.get(mode)) if unsupported else None
+        return f"{mode} on {backend} on this machine: {reason}" if reason else None
+
+    def _load_baseline(self) -> dict | None:
+        """The tier's baselines; when updating them, an unreadable file is replaced, not fatal."""
+        path = self.options.baseline_path()
+        try:
+            return results.load_baselines(path)
+        except BaselineError as exc:
+            if not self.options.update_baselines:
+                raise
+            log(f"[baseline] {exc}; it will be rewritten from this run")
+            return None
+
+    def run_case(self, model: str, mode: str, backend: str) -> dict:
+        """Evaluates one case, applies its gates, records and returns its result."""
+        cid = case_id(model, mode, backend)
+        labels = self.build.splits.y_test
+        logits = self.build.logits(model, mode, backend)
+        float_logits = self.build.logits(model, REFERENCE_MODE, backend)
+        drop = metrics.paired_drop(float_logits, logits, labels)
+        path = self.build.artifact(model, mode, backend)
+        size = metrics.size_bytes(path)
+        float_size = metrics.size_bytes(self.build.artifact(model, REFERENCE_MODE, backend))
+        invariance = self.build.batch_invariance(model, mode, backend)
+        invariance["depends_on_batch"] = gates.depends_on_batch(invariance)
+        correct = evidence.correct(logits, labels)
+        record = {
+            "id": cid,
+            "model": model,
+            "mode": mode,
+            "backend": backend,
+            "accuracy": metrics.accuracy(logits, labels),
+            "float_accuracy": metrics.accuracy(float_logits, labels),
+            "accuracy_drop_pp": drop.drop_pp,
+            "drop_ci95_pp": list(drop.ci95_pp),
+            "mcnemar_p": drop.mcnemar_p,
+            "images_lost": drop.lost,
+            "images_gained": drop.gained,
+            "size_bytes": size,
+            "float_size_bytes": float_size,
+            "size_ratio": float_size / size,
+            "params": int(self.build.trained(model).model.count_params()),
+            "n_test": int(len(labels)),
+            "recipe_hash": self.build.recipe_hash(model, mode, backend),
+            "artifact_sha256": file_sha256(path),
+            "eval_batch": invariance["eval_batch"],
+            "batch_invariance": invariance,
+            "correct_bits": evidence.pack(correct),
+            "environment": self.record.environment_id,
+        }
+        failures = gates.case_gates(self.tier, MODES.get(mode), record)
+        message = gates.batch_dependence_fails(cid, invariance,
+                                               MODES.get(mode).batch_dependent.get(backend))
+        if message:
+            failures.append(message)
+        record.update(self._judge(record, correct, failures))
+        record["status"] = "failed" if failures else "passed"
+        record["failures"] = failures
+        self.record.add_case(record)
+        return record
+
+    def baseline_entry(self, cid: str) -> tuple[dict | None, dict]:
+        """A case's baseline entry (None without one) and the environment it was measured in."""
+        entry = (self.baseline or {}).get("cases", {}).get(cid)
+        recorded = (self.baseline or {}).get("environments", {}).get(entry["environment"], {}) if entry else {}
+        return entry, recorded
+
+    def _float_churn(self, record: dict) -> int | None:
+        """Images the case's float32 sibling flipped against its baseline: the model's own churn.
+
+        None for a float32 case (it is its own reference); 0 when the sibling has no usable
+        baseline (the strict ceiling then applies; the sibling's own case fails for it).
+        """
+        if record["mode"] == REFERENCE_MODE:
+            return None
+        sibling = case_id(record["model"], REFERENCE_MODE, record["backend"])
+        entry, _ = self.baseline_entry(sibling)
+        n = record["n_test"]
+        if not entry or "correct_bits" not in entry or entry.get("n_test") != n:
+            return 0
+        now = evidence.correct(self.build.logits(record["model"], REFERENCE_MODE, record["backend"]),
+                               self.build.splits.y_test)
+        return int(np.sum(now != baselines.correct_of(self.options.baseline_path(), sibling, entry, n)))
+
+    def _judge(self, record: dict, correct: np.ndarray, failures: list[str]) -> dict:
+        """The case against its baseline entry: the verdict, and the baseline's failures added to
+        ``failures``. Computed on every run; differences of environment or case definition are
+        reported beside it as causes, never instead of it."""
+        cid = record["id"]
+        path = self.options.baseline_path()
+        entry, recorded_env = self.baseline_entry(cid)
+        if entry is None:
+            if not self.options.update_baselines:
+                failures.append(
+                    f"{cid}: no baseline entry in {path}; create it with "
+                    f"`{results.update_command(self.tier.name, [record['model']])}` and commit the file"
+                )
+            return {"baseline_verdict": "no_baseline", "baseline_comparison": None}
+        if "correct_bits" not in entry:
+            if not self.options.update_baselines:
+                failures.append(
+                    f"{cid}: the baseline entry in {path} has no per-image record (correct_bits), so "
+                    f"the case cannot be judged; re-record it with "
+                    f"`{results.update_command(self.tier.name, [record['model']])}`"
+                )
+            return {"baseline_verdict": "no_baseline", "baseline_comparison": None}
+        env_changes = environment.differences(recorded_env, self.environment)
+        causes = list(env_changes)
+        if self.baseline.get("dataset_sha256") != self.build.dataset.sha256:
+            causes.append("data set hash differs from the baseline's")
+        definition_changed = entry.get("recipe_hash") != record["recipe_hash"]
+        if definition_changed:
+            causes.append("case definition (recipe hash) changed")
+        if entry.get("artifact_sha256") and entry["artifact_sha256"] != record["artifact_sha256"]:
+            causes.append("artifact bytes differ from the baseline's")
+        verdict = gates.judge(
+            correct, baselines.correct_of(path, cid, entry, len(correct)),
+            alpha=gates.per_case_alpha(self.cases_judged), ceiling_pp=self.tier.verdict_ceiling_pp,
+            causes=causes, reference_flips=self._float_churn(record),
+        )
+        if not self.options.update_baselines:
+            exact = not (env_changes or definition_changed)
+            for message in (
+                gates.verdict_fails(cid, verdict),
+                gates.baseline_size_fails(cid, record["size_bytes"], entry["size_bytes"],
+                                          None if exact else self.tier.size_tolerance),
+                gates.strict_env_fails(cid, env_changes) if self.options.strict_env else None,
+            ):
+                if message:
+                    failures.append(message)
+        return {"baseline_verdict": verdict.verdict, "baseline_comparison": verdict.as_dict()}
+
+    def agreement(self, model: str, mode: str) -> dict | None:
+        """Top-1 agreement and largest logit difference between every pair of backends, gated.
+
+        Returns:
+            The agreement record with its ``failures``, or None where fewer than two selected
+            backends run the case.
+        """
+        runnable = [b for b in self.options.backends if not self.skip_reason(model, mode, b)]
+        if len(runnable) < 2:
+            return None
+        labels = self.build.splits.y_test
+        pairs = []
+        for a, b in itertools.combinations(runnable, 2):
+            la, lb = self.build.logits(model, mode, a), self.build.logits(model, mode, b)
+            pairs.append({
+                "backends": [a, b],
+                "top1_agreement": metrics.agreement(la, lb),
+                "max_abs_logit_diff": metrics.max_abs_diff(la, lb),
+            })
+        record = {
+            "model": model,
+            "mode": mode,
+            "pairs": pairs,
+            "accuracy": {b: metrics.accuracy(self.build.logits(model, mode, b), labels) for b in runnable},
+            "size_bytes": {b: metrics.size_bytes(self.build.artifact(model, mode, b)) for b in runnable},
+        }
+        record["failures"] = gates.agreement_fails(f"{model}-{mode}", MODES.get(mode), pairs,
+                                                   reference=mode == REFERENCE_MODE)
+        self.record.add_agreement(model, mode, record)
+        self.record.add_failures(record["failures"])
+        return record
+
+    def lost_images(self) -> dict | None:
+        """The images the worst int8 case of the run got wrong where float32 got them right.
+
+        Worst: the largest drop against float32 on the same backend. The pixels (28x28 uint8,
+        base64) travel in results.json, so the report draws them without the data set.
+        """
+        int8 = [r for r in self.record.cases.values() if MODES.get(r["mode"]).integer and r["images_lost"]]
+        if not int8:
+            return None
+        worst = max(int8, key=lambda r: (r["accuracy_drop_pp"], r["id"]))
+        model, mode, backend = worst["model"], worst["mode"], worst["backend"]
+        labels = self.build.splits.y_test
+        predicted = np.argmax(self.build.logits(model, mode, backend), axis=1)
+        float_predicted = np.argmax(self.build.logits(model, REFERENCE_MODE, backend), axis=1)
+        lost = np.flatnonzero((float_predicted == labels) & (predicted != labels))[:LOST_IMAGES_SHOWN]
+        return {
+            "case": worst["id"],
+            "float_case": case_id(model, REFERENCE_MODE, backend),
+            "images_lost": worst["images_lost"],
+            "images": [
+                {"position": int(i), "label": int(labels[i]), "predicted": int(predicted[i]),
+                 "float_predicted": int(float_predicted[i]),
+                 "pixels": _base64_pixels(self.build.splits.x_test[i])}
+                for i in lost
+            ],
+        }
+
+    def portability(self, model: str) -> list[dict]:
+        """Every integer ONNX file of ``model`` tried on every selected runtime that reads ONNX.
+
+        A file is the one a backend's own exporter made (ORT's static QDQ, the QAT export,
+        NNCF's); each other ONNX runtime loads and runs it on the test set. The row gives the
+        accuracy and the top-1 agreement with the file's own runtime, or the runtime's one-line
+        error: which quantized file runs where.
+        """
+        onnx_runtimes = [b for b in self.options.backends if BACKENDS.get(b).suffix == ".onnx"]
+        rows = []
+        for mode in self.options.modes:
+            spec = MODES.get(mode)
+            if not spec.integer:
+                continue
+            for maker in onnx_runtimes:
+                if spec.artifact_backend(maker) != maker or self.skip_reason(model, mode, maker):
+                    continue
+                own = self.build.logits(model, mode, maker)
+                for runtime in onnx_runtimes:
+                    if runtime != maker and not self._unavailable(runtime, spec):
+                        rows.append(self._try_file(model, mode, maker, runtime, own))
+        self.record.add_portability(model, rows)
+        return rows
+
+    def _unavailable(self, backend: str, mode) -> str | None:
+        unsupported = BACKENDS.get(backend).unsupported
+        return unsupported(mode) if unsupported else None
+
+    def _try_file(self, model: str, mode: str, maker: str, runtime: str, own: np.ndarray) -> dict:
+        row = {"model": model, "mode": mode, "file": case_id(model, mode, maker), "runtime": runtime}
+        try:
+            runner = BACKENDS.get(runtime).load(self.build.artifact(model, mode, maker))
+            logits = runner.predict(self.build.inputs("test", model), MODES.get(mode).eval_batch(runtime))
+        except Exception as exc:  # any runtime's refusal is the finding; it never stops the run
+            return {**row, "runs": False, "error": f"{type(exc).__name__}: {first_line(exc)}"}
+        labels = self.build.splits.y_test
+        return {**row, "runs": True, "accuracy": metrics.accuracy(logits, labels),
+                "file_accuracy": metrics.accuracy(own, labels), "top1_agreement": metrics.agreement(own, logits),
+                "max_abs_logit_diff": metrics.max_abs_diff(own, logits)}
+
+    def document(self) -> dict:
+        """The results document of the cases run so far."""
+        build = self.build
+        return self.record.document(
+            dataset_sha256=build.dataset.sha256 if build.has_data() else None,
+            n_test=int(len(build.splits.y_test)) if build.has_data() else None,
+            models=build.models_summary(),
+            lost_images=self.lost_images() if build.has_data() else None,
+            seconds=build.seconds,
+        )
+
+
+def _base64_pixels(image: np.ndarray) -> str:
+    return base64.b64encode(image.astype(np.uint8).tobytes()).decode("ascii")
