@@ -302,14 +302,15 @@ def agreement_fails(label: str, mode: Mode, pairs: list[dict], reference: bool) 
 
     Args:
         label: ``model-mode``, for the messages.
-        mode: The mode (its ``agreement_floor``; None: recorded, not gated).
+        mode: The mode (its floor per pair of backends, ``Mode.pair_agreement_floor``; None:
+            recorded, not gated).
         pairs: ``[{"backends": [a, b], "top1_agreement", "max_abs_logit_diff"}, ...]``.
         reference: Whether ``mode`` is the reference mode (float32).
     """
     problems = []
     for pair in pairs:
         names = "/".join(pair["backends"])
-        floor = mode.agreement_floor
+        floor = mode.pair_agreement_floor(*pair["backends"])
         if floor is not None and pair["top1_agreement"] < floor:
             problems.append(f"{label} {names}: top-1 agreement {100 * pair['top1_agreement']:.2f} % "
                             f"below {100 * floor:.1f} %")

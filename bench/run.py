@@ -286,10 +286,10 @@ class BenchRun:
         }
 
     def portability(self, model: str) -> list[dict]:
-        """Every integer ONNX file of ``model`` tried on every selected runtime that reads ONNX.
+        """Every int8 ONNX file of ``model`` tried on every selected runtime that reads ONNX.
 
-        A file is the one a backend's own exporter made (ORT's static QDQ, the QAT export,
-        NNCF's); each other ONNX runtime loads and runs it on the test set. The row gives the
+        A file is the one a backend's own exporter made (ORT's static QDQ and dynamic files, the
+        QAT export, NNCF's); each other ONNX runtime loads and runs it on the test set. The row gives the
         accuracy and the top-1 agreement with the file's own runtime, or the runtime's one-line
         error: which quantized file runs where.
         """
@@ -297,7 +297,7 @@ class BenchRun:
         rows = []
         for mode in self.options.modes:
             spec = MODES.get(mode)
-            if not spec.integer:
+            if spec.weights != "int8":
                 continue
             for maker in onnx_runtimes:
                 if spec.artifact_backend(maker) != maker or self.skip_reason(model, mode, maker):

@@ -84,7 +84,7 @@ class Backend:
 
 # Built-ins in report order; importing one registers it.
 BACKENDS: Registry[Backend] = Registry("backend", "quantbench.backends", builtins=(
-    "bench.backends.keras", "bench.backends.litert", "bench.backends.onnxruntime"))
+    "bench.backends.keras", "bench.backends.litert", "bench.backends.onnxruntime", "bench.backends.openvino"))
 
 
 def fixed_batches(images: np.ndarray, batch: int = EVAL_BATCH) -> Iterator[tuple[np.ndarray, int]]:

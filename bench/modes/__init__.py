@@ -84,6 +84,8 @@ class Mode:
             another package); None: no floor.
         agreement_floor: Smallest accepted top-1 agreement between two backends running the
             mode (None: recorded, not gated).
+        agreement_floor_with: Backend -> the floor of every pair that includes it, where its
+            artifact comes from another quantizer than the others' (e.g. NNCF on OpenVINO).
         drop_budget_pp: Tier name -> largest accepted drop against float32 in points, for a
             tier whose own table does not list the mode (a mode of another package).
         compute_precision: What the runtime is told to compute in ("f32"; "bf16" for a mode that
@@ -105,9 +107,15 @@ class Mode:
     size_floor: dict[str, float] = dataclasses.field(default_factory=dict)
     default_size_floor: float | None = None
     agreement_floor: float | None = None
+    agreement_floor_with: dict[str, float] = dataclasses.field(default_factory=dict)
     drop_budget_pp: dict[str, float] = dataclasses.field(default_factory=dict)
     compute_precision: str = "f32"
     batch_dependent: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def pair_agreement_floor(self, a: str, b: str) -> float | None:
+        """The agreement floor of backends ``a`` and ``b`` on this mode (the lower if both differ)."""
+        special = [self.agreement_floor_with[x] for x in (a, b) if x in self.agreement_floor_with]
+        return min(special) if special else self.agreement_floor
 
     def min_size_ratio(self, model: str) -> float | None:
         """The size floor of ``model`` in this mode (None: none applies)."""
@@ -144,5 +152,5 @@ class Mode:
 # Built-ins in report order; importing one registers it.
 MODES: Registry[Mode] = Registry("mode", "quantbench.modes", builtins=tuple(
     f"bench.modes.{name}"
-    for name in ("float32", "ptq_dynamic", "ptq_float16", "ptq_int8", "ptq_int16x8", "qat_int8")
+    for name in ("float32", "bf16", "ptq_dynamic", "ptq_float16", "ptq_int8", "ptq_int16x8", "qat_int8")
 ))

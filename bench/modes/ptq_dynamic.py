@@ -3,6 +3,8 @@
 LiteRT quantizes weights per channel and quantizes activations on the fly inside the hybrid
 kernels. ONNX Runtime's ``quantize_dynamic`` does the same for MatMul/Gemm and, through
 ConvInteger, for Conv; the achieved size ratio in the report shows what it really covered.
+OpenVINO: NNCF's int8 weight compression of every Conv and MatMul (``_nncf.compress_weights``);
+the CPU plugin decompresses Conv weights to float32 and runs MatMuls on the int8 weights.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from bench.modes import (
     MODES,
     ExportContext,
     Mode,
+    _nncf,
     _onnx,
     _tflite,
 )
@@ -33,6 +36,10 @@ def to_onnx(ctx: ExportContext, path: Path) -> None:
     _onnx.package(path)
 
 
+def to_openvino(ctx: ExportContext, path: Path) -> None:
+    _nncf.compress_weights(ctx.float_onnx(), path, f"{ctx.model_name} ptq_dynamic")
+
+
 MODE = MODES.register(
     "ptq_dynamic",
     Mode(
@@ -42,6 +49,7 @@ MODE = MODES.register(
             "keras": "Keras runs float graphs only; dynamic-range kernels exist in LiteRT and ORT",
             "litert": to_tflite,
             "onnxruntime": to_onnx,
+            "openvino": to_openvino,
         },
         # Measured (smoke cnn, 2,000 images): 84.90 % at batch 1, 85.00 % at 500, 85.10 % at 256
         # with a zero-padded tail. LiteRT's hybrid kernels quantize per row: batch-invariant.

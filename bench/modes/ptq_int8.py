@@ -3,7 +3,11 @@
 LiteRT: int8 kernels throughout with int8 input and output, activation ranges from the tier's
 calibration images (training split only). ONNX Runtime: static QDQ, S8S8 (signed activations and
 weights, which avoids the U8S8 saturation of AVX-512 VNNI kernels), per-channel weights, calibrated
-on the same images with the chosen method.
+on the same images with the chosen method. OpenVINO: NNCF's post-training quantization of the same
+float ONNX file on the same images (``_nncf.quantize``, unsigned activations), not ORT's file:
+OpenVINO's CPU plugin compiles ORT's signed activations on an AMD EPYC with AVX512-VNNI (the
+smoke files give ORT's predictions to the image there) but not on a Xeon with AMX ("No suitable
+implementations ... memory descriptors are not compatible", an outside probe).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from bench.modes import (
     STATIC_INT8_AGREEMENT_FLOOR,
     ExportContext,
     Mode,
+    _nncf,
     _onnx,
     _tflite,
 )
@@ -36,6 +41,10 @@ def to_onnx(ctx: ExportContext, path: Path) -> None:
     _onnx.package(path)
 
 
+def to_openvino(ctx: ExportContext, path: Path) -> None:
+    _nncf.quantize(ctx.float_onnx(), path, ctx.calibration, f"{ctx.model_name} ptq_int8")
+
+
 MODE = MODES.register(
     "ptq_int8",
     Mode(
@@ -45,6 +54,7 @@ MODE = MODES.register(
             "keras": "Keras cannot run integer kernels; see litert and onnxruntime",
             "litert": to_tflite,
             "onnxruntime": to_onnx,
+            "openvino": to_openvino,
         },
         integer=True,
         uses_calibration=True,
@@ -54,5 +64,11 @@ MODE = MODES.register(
         size_floor=INT8_SIZE_FLOOR,
         default_size_floor=INT8_DEFAULT_SIZE_FLOOR,
         agreement_floor=STATIC_INT8_AGREEMENT_FLOOR,
+        # OpenVINO's file is NNCF's own quantization (its calibration: mean of per-image ranges, a
+        # 7-bit first layer), not the same int8 model on another runtime: measured 97.65-98.55 %
+        # agreement with LiteRT and ORT on the smoke tier, 99.05-99.13 % on the full tier (cnn,
+        # mobilenet). 0.96 sits below the smoke minimum by about the spread, far above a broken
+        # conversion.
+        agreement_floor_with={"openvino": 0.96},
     ),
 )

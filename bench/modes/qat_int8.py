@@ -58,5 +58,9 @@ MODE = MODES.register(
         size_floor=INT8_SIZE_FLOOR,
         default_size_floor=INT8_DEFAULT_SIZE_FLOOR,
         agreement_floor=STATIC_INT8_AGREEMENT_FLOOR,
+        # OpenVINO runs ORT's very QAT file; its int8 kernels round differently: measured 99.80 /
+        # 98.85 / 99.40 % agreement with ORT (cnn, mobilenet, vgg16, smoke). 0.98 sits below the
+        # lowest by about the spread.
+        agreement_floor_with={"openvino": 0.98},
     ),
 )

@@ -184,14 +184,14 @@ def render_portability(results: Mapping[str, Any]) -> str:
     rows = [row for row in results.get("portability") or [] if isinstance(row, dict)]
     title = "## Which quantized file runs where"
     if not rows:
-        return f"{title}\n\nNo integer ONNX file was tried on another runtime in this run (it needs two ONNX runtimes selected)."
+        return f"{title}\n\nNo int8 ONNX file was tried on another runtime in this run (it needs two ONNX runtimes selected)."
     table = [[str(row.get("file")), str(row.get("runtime")), "yes" if row.get("runs") else "no",
               _percent(row.get("accuracy")), _percent(row.get("file_accuracy")),
               _percent(row.get("top1_agreement")), str(row.get("error") or "")]
              for row in rows]
     return "\n".join([
         title, "",
-        "Every integer ONNX file the run made, loaded by every other selected runtime that reads ONNX and "
+        "Every int8 ONNX file the run made, loaded by every other selected runtime that reads ONNX and "
         "run on the same test images: its accuracy there, against the file's accuracy on the runtime that "
         "made it, and the share of images both give the same class; or the runtime's one-line error.",
         "", markdown_table(PORTABILITY_HEADERS, table),

@@ -1,4 +1,4 @@
-"""Which quantized file runs where: every integer ONNX file on every other ONNX runtime.
+"""Which quantized file runs where: every int8 ONNX file on every other ONNX runtime.
 
 Not a gate on the numbers (runtimes that reject a file are the finding, shown in REPORT.md with
 their one-line error), but on completeness: every file the run made is tried on every other
@@ -20,7 +20,7 @@ def test_integer_onnx_files_on_every_onnx_runtime(bench_model, bench_run):
     rows = bench_run.portability(model)
     runtimes = [b for b in bench_run.options.backends if BACKENDS.get(b).suffix == ".onnx"]
     if not rows:
-        pytest.skip(f"{model}: needs integer modes on at least two selected ONNX runtimes (selected: {runtimes})")
+        pytest.skip(f"{model}: needs int8 modes on at least two selected ONNX runtimes (selected: {runtimes})")
     for row in rows:
         print(f"\n{row['file']} on {row['runtime']}: "
               + (f"{100 * row['accuracy']:.2f} % (own {100 * row['file_accuracy']:.2f} %), "
@@ -30,7 +30,7 @@ def test_integer_onnx_files_on_every_onnx_runtime(bench_model, bench_run):
     missing = expected - {(row["file"], row["runtime"]) for row in rows}
     assert not missing, f"files not tried: {sorted(missing)}"
     for row in rows:
-        assert MODES.get(row["mode"]).integer
+        assert MODES.get(row["mode"]).weights == "int8"
         if row["runs"]:
             assert 0.0 <= row["top1_agreement"] <= 1.0 and 0.0 <= row["accuracy"] <= 1.0, row
         else:

@@ -30,16 +30,16 @@ pytestmark = pytest.mark.bench
 LAYER_ERROR_IMAGES = 64
 
 
-def _skip_unless_int8_weights(mode: str, backend: str, needs: tuple[str, ...]) -> None:
-    """Skips unless ``mode`` stores int8 weights on ``backend`` and the backend has ``needs``.
+def _skip_unless_int8_weights(run, model: str, mode: str, backend: str, needs: tuple[str, ...]) -> None:
+    """Skips unless the run runs the case, ``mode`` stores int8 weights and the backend has ``needs``.
 
     Args:
         needs: The :meth:`bench.backends.Backend.capabilities` the test reads.
     """
     spec = MODES.get(mode)
-    reason = spec.skip_reason(backend)
+    reason = run.skip_reason(model, mode, backend)
     if reason:
-        pytest.skip(f"{mode} on {backend}: {reason}")
+        pytest.skip(reason)
     if spec.weights != "int8":
         # float16 weights (ptq_float16) are out of scope here.
         pytest.skip(f"{mode} stores {spec.weights} weights, no int8 ones")
@@ -51,7 +51,7 @@ def _skip_unless_int8_weights(mode: str, backend: str, needs: tuple[str, ...]) -
 def test_weights_match_reference_math(case, bench_run):
     """Every int8 weight: zero point, range, axis, |error| <= scale/2, scale rule, codes."""
     model, mode, backend = case
-    _skip_unless_int8_weights(mode, backend, ("stored_weights", "rounding"))
+    _skip_unless_int8_weights(bench_run, model, mode, backend, ("stored_weights", "rounding"))
     inspection = inspect_artifacts.inspect(bench_run.build, model, mode, backend)
     report = weight_checks.check_weights(
         inspection, BACKENDS.get(backend).rounding, per_channel_required=backend in MODES.get(mode).per_channel
@@ -75,7 +75,7 @@ def test_layer_error(case, bench_run):
     measures the conversion and not the fine-tuning.
     """
     model, mode, backend = case
-    _skip_unless_int8_weights(mode, backend, ("layer_errors",))
+    _skip_unless_int8_weights(bench_run, model, mode, backend, ("layer_errors",))
     images = bench_run.build.inputs("test", model)[:LAYER_ERROR_IMAGES]
     errors = layer_error.layer_errors(bench_run.build, model, mode, backend, images)
     if errors.unpaired and MODES.get(mode).uses_qat:
@@ -106,7 +106,7 @@ def _with_weight(inspection, index: int, **changes):
 def test_weight_checks_have_teeth(model_backend, bench_run):
     """Real ptq_int8 weights pass, and fail once a scale or some codes are perturbed."""
     model, backend = model_backend
-    _skip_unless_int8_weights("ptq_int8", backend, ("stored_weights", "rounding"))
+    _skip_unless_int8_weights(bench_run, model, "ptq_int8", backend, ("stored_weights", "rounding"))
     rule = BACKENDS.get(backend).rounding
     inspection = inspect_artifacts.inspect(bench_run.build, model, "ptq_int8", backend)
     assert not weight_checks.check_weights(inspection, rule).messages

@@ -31,7 +31,7 @@ def _outcomes(output: str) -> dict[str, int]:
 
 def _headline(output: str) -> list[str]:
     lines = output.splitlines()
-    start = lines.index("quantbench headline (litert; int8 columns: accuracy and size ratio)")
+    start = lines.index("quantbench headline (litert), as in REPORT.md")
     return lines[start:start + 4]
 
 
@@ -117,7 +117,7 @@ def test_concurrent_publishers_lose_no_case(tmp_path, monkeypatch):
 
     from bench import baseline as baselines
     from bench import environment, publish, report
-    from bench.session import Options
+    from bench.run import Options
     from bench.tiers import SMOKE
 
     def slow(read):
@@ -139,7 +139,7 @@ def test_concurrent_publishers_lose_no_case(tmp_path, monkeypatch):
               for mode in ("float32", "ptq_dynamic", "ptq_int8", "qat_int8")]
     ids = sorted(f"{model}-{mode}-litert" for model, mode in combos)
 
-    def session(i: int):
+    def run(i: int):
         model, mode = combos[i]
         case = {"id": f"{model}-{mode}-litert", "model": model, "mode": mode, "backend": "litert",
                 "status": "passed", "accuracy": 0.5 + i / 100, "size_bytes": 1000 + i,
@@ -147,9 +147,9 @@ def test_concurrent_publishers_lose_no_case(tmp_path, monkeypatch):
         document = {"schema": 2, "tier": "smoke", "dataset_sha256": "d", "environment": {},
                     "environments": {environment.fingerprint_id({}): {}},
                     "cases": [case], "agreement": [], "models": {}, "harness": {}, "layer_errors": {}}
-        return types.SimpleNamespace(options=options, tier=SMOKE, results=lambda: document)
+        return types.SimpleNamespace(options=options, tier=SMOKE, document=lambda: document)
 
-    threads = [threading.Thread(target=publish.publish, args=(session(i),)) for i in range(8)]
+    threads = [threading.Thread(target=publish.publish, args=(run(i),)) for i in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -76,7 +76,7 @@ def test_min_size_ratio_is_a_fact_of_the_mode(mode, model, expected):
 
 def test_every_quantized_mode_has_a_size_gate_for_every_model():
     for name, mode in MODES.items():
-        if name == "float32":
+        if mode.weights == "float32":  # float32 and bf16 ship the float file: nothing to shrink
             continue
         for model in ("cnn", "mobilenet", "vgg16", "a_model_of_another_package"):
             ratio = mode.min_size_ratio(model)
