@@ -29,8 +29,8 @@ def collect(*args: str) -> subprocess.CompletedProcess:
     ("option", "valid"),
     [
         ("--models", "valid models are: cnn, mobilenet, vgg16"),
-        ("--modes", "valid modes are: float32, ptq_dynamic, ptq_float16, ptq_int16x8, ptq_int8, qat_int8"),
-        ("--backends", "valid backends are: keras, litert, onnxruntime"),
+        ("--modes", "valid modes are: bf16, float32, ptq_dynamic, ptq_float16, ptq_int16x8, ptq_int8, qat_int8"),
+        ("--backends", "valid backends are: keras, litert, onnxruntime, openvino"),
         ("--tier", "valid tiers are: full, smoke"),
         ("--calibration-method", "valid calibration methods are: Entropy, MinMax, Percentile"),
     ],
