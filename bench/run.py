@@ -317,7 +317,9 @@ class BenchRun:
         row = {"model": model, "mode": mode, "file": case_id(model, mode, maker), "runtime": runtime}
         try:
             runner = BACKENDS.get(runtime).load(self.build.artifact(model, mode, maker))
-            logits = runner.predict(self.build.inputs("test", model), MODES.get(mode).eval_batch(runtime))
+            # A file whose outputs depend on the batch (ORT's dynamic file) is run one image at a
+            # time everywhere, as deployed; any other at the evaluation batch.
+            logits = runner.predict(self.build.inputs("test", model), MODES.get(mode).eval_batch(maker))
         except Exception as exc:  # any runtime's refusal is the finding; it never stops the run
             return {**row, "runs": False, "error": f"{type(exc).__name__}: {first_line(exc)}"}
         labels = self.build.splits.y_test
