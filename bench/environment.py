@@ -128,8 +128,10 @@ def differences(recorded: dict, current: dict) -> list[str]:
             problems.append(f"cpu flag {flag} {old_flags.get(flag)} -> {new_flags.get(flag)}")
     old_facts, new_facts = recorded.get("backends") or {}, current.get("backends") or {}
     for name in sorted(set(old_facts) & set(new_facts)):
-        if old_facts[name] != new_facts[name]:
-            problems.append(f"{name} reports {new_facts[name]} (baseline: {old_facts[name]})")
+        old, new = old_facts[name], new_facts[name]
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) != new.get(key):
+                problems.append(f"{name} {key} {old.get(key)} -> {new.get(key)}")
     return problems
 
 
