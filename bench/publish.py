@@ -78,7 +78,19 @@ def merged_results(previous: dict | None, current: dict) -> dict:
     merged["models"] = {**previous.get("models", {}), **current.get("models", {})}
     merged["harness"] = {**previous.get("harness", {}), **current.get("harness", {})}
     merged["layer_errors"] = {**previous.get("layer_errors", {}), **current.get("layer_errors", {})}
+    # Portability rows per model: a model this run tried replaces its earlier rows.
+    tried = {row["model"] for row in current.get("portability", [])}
+    merged["portability"] = sort_portability(
+        [row for row in previous.get("portability", []) if row.get("model") not in tried]
+        + current.get("portability", []))
     return merged
+
+
+def sort_portability(rows: list[dict]) -> list[dict]:
+    """Portability rows by model in registration order, keeping each model's own row order."""
+    from bench.results import model_order_key
+
+    return sorted(rows, key=lambda row: model_order_key(str(row.get("model"))))
 
 
 def _read_previous(path: Path) -> dict | None:

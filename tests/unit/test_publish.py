@@ -191,3 +191,13 @@ def test_the_summary_says_when_an_update_changed_nothing():
     results = {**_doc([]), "models": {}}
     lines = summary_lines(results, [], Published(results_path="r.json", report_path=None, baseline_diff=""))
     assert lines[-2:] == ["quantbench baselines updated:", "(no change)"]
+
+
+def test_portability_rows_of_models_this_run_did_not_try_are_kept():
+    row = {"file": "cnn-ptq_int8-onnxruntime", "runtime": "openvino", "runs": True}
+    previous = {**_doc([_case("cnn-ptq_int8-onnxruntime")]),
+                "portability": [{"model": "cnn", **row}, {"model": "vgg16", **row, "file": "vgg16-x"}]}
+    current = {**_doc([_case("vgg16-ptq_int8-onnxruntime")]),
+               "portability": [{"model": "vgg16", **row, "file": "vgg16-y"}]}
+    merged = merged_results(previous, current)["portability"]
+    assert [(r["model"], r["file"]) for r in merged] == [("cnn", "cnn-ptq_int8-onnxruntime"), ("vgg16", "vgg16-y")]
