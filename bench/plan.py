@@ -12,19 +12,13 @@ from pathlib import Path
 from bench import progress
 from bench.build import Builder
 from bench.errors import BenchError
-from bench.modes import MODES
 from bench.results import case_id, load_results
+from bench.run import declared_cases
 
 
 def plan_line(options) -> str:
     """The plan of a run with ``options`` (a :class:`bench.run.Options`)."""
-    cases = [
-        (model, mode, backend)
-        for model in options.models
-        for mode in options.modes
-        for backend in options.backends
-        if not (MODES.get(mode).skip_reason(backend) or options.tier.skip_reason(model, mode))
-    ]
+    cases = declared_cases(options)
     build = Builder(options.tier, options.calibration_method)
     items = [progress.PlanItem(kind, name, cached) for kind, name, cached in build.plan(cases)]
     items += [progress.PlanItem("evaluate", case_id(*case)) for case in cases]

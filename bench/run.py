@@ -54,6 +54,17 @@ class Options:
         return results.baseline_path(self.root, self.tier.name)
 
 
+def declared_cases(options: Options) -> list[tuple[str, str, str]]:
+    """The selected cases that no mode or tier declares unsupported (this machine not asked)."""
+    return [
+        (model, mode, backend)
+        for model in options.models
+        for mode in options.modes
+        for backend in options.backends
+        if not (MODES.get(mode).skip_reason(backend) or options.tier.skip_reason(model, mode))
+    ]
+
+
 class BenchRun:
     """One run; see the module docstring.
 
@@ -76,13 +87,7 @@ class BenchRun:
 
     def runnable_cases(self) -> list[tuple[str, str, str]]:
         """The selected (model, mode, backend) cases that this tier and the backends can run."""
-        return [
-            (model, mode, backend)
-            for model in self.options.models
-            for mode in self.options.modes
-            for backend in self.options.backends
-            if not self.skip_reason(model, mode, backend)
-        ]
+        return [case for case in declared_cases(self.options) if not self.skip_reason(*case)]
 
     def skip_reason(self, model: str, mode: str, backend: str) -> str | None:
         """Why the case is not run (the mode on that backend, or the tier), or None."""
