@@ -63,11 +63,19 @@ def dequantize_output(values: np.ndarray, detail: dict) -> np.ndarray:
 
 
 class LiteRTRunner:
-    def __init__(self, path: Path, threads: int | None) -> None:
-        from ai_edge_litert.interpreter import Interpreter
+    """A .tflite file in an interpreter, batched.
+
+    Args:
+        interpreter_class: The interpreter to run it in; None: ai_edge_litert's. Another runtime
+            with the same API (TensorFlow's bundled ``tf.lite.Interpreter``) reuses this runner.
+    """
+
+    def __init__(self, path: Path, threads: int | None, interpreter_class: type | None = None) -> None:
+        if interpreter_class is None:
+            from ai_edge_litert.interpreter import Interpreter as interpreter_class
 
         try:
-            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            self.interpreter = interpreter_class(model_path=str(path), num_threads=threads)
         except Exception as exc:
             raise ArtifactError(
                 f"{path} is not a loadable .tflite model ({first_line(exc)}); "
