@@ -62,21 +62,27 @@ def library_versions() -> dict[str, str | None]:
 
 @functools.lru_cache(maxsize=1)
 def cpu() -> dict:
-    """CPU model, core count and the flags in CPU_FLAGS, read from /proc/cpuinfo."""
-    model, flags = platform.processor() or "unknown", set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    return {
-        "model": model,
+    """CPU model, machine, core count and the flags in CPU_FLAGS, as CPUID shows them to the
+    runtimes (``bench.cpuid``; under an emulator, the emulated CPU), and the testbed they make."""
+    from bench import cpuid, testbeds
+
+    found = cpuid.features()
+    described = {
+        "model": found["model"],
+        "machine": platform.machine(),
         "cores": os.cpu_count(),
-        "flags": {flag: flag in flags for flag in CPU_FLAGS},
+        "flags": {flag: bool(found["flags"].get(flag)) for flag in CPU_FLAGS},
+        "flags_source": found["source"],
     }
+    described["testbed"] = testbeds.of_environment({"cpu": described}).name
+    return described
+
+
+def testbed_name(environment: dict) -> str:
+    """The testbed an environment (this run's or a recorded one) belongs to."""
+    from bench import testbeds
+
+    return testbeds.of_environment(environment).name
 
 
 @functools.lru_cache(maxsize=1)
