@@ -44,6 +44,8 @@ def from_results(results: dict) -> dict:
     return {
         "schema": BASELINE_SCHEMA,
         "tier": results["tier"],
+        "testbed": environment.testbed_name(results["environment"]),
+        "history": [],
         "dataset_sha256": results["dataset_sha256"],
         "environments": {name: results["environment"]},
         "cases": cases,
@@ -70,7 +72,8 @@ def merge(old: dict | None, new: dict) -> dict:
     cases = {**old.get("cases", {}), **new_cases}
     environments = {**old.get("environments", {}), **new["environments"]}
     used = {case["environment"] for case in cases.values()}
-    return {**new, "cases": dict(sorted(cases.items())),
+    return {**new, "history": old.get("history", []) + new.get("history", []),
+            "cases": dict(sorted(cases.items())),
             "environments": {k: v for k, v in sorted(environments.items()) if k in used}}
 
 

@@ -62,6 +62,16 @@ class _Cpuid:
         return dict(zip(_REGISTERS, out))
 
 
+def _signature(eax: int) -> str:
+    """``family F model M``, decoded from CPUID leaf 1 EAX as /proc/cpuinfo decodes it."""
+    family, model = (eax >> 8) & 0xF, (eax >> 4) & 0xF
+    if family == 0xF:
+        family += (eax >> 20) & 0xFF
+    if family in (0x6, 0xF) or family > 0xF:
+        model += ((eax >> 16) & 0xF) << 4
+    return f"family {family} model {model}"
+
+
 def _from_cpuid() -> tuple[dict[str, bool], str]:
     cpuid = _Cpuid()
     highest = cpuid(0)["eax"]
@@ -76,7 +86,7 @@ def _from_cpuid() -> tuple[dict[str, bool], str]:
     for name, (leaf, subleaf, register, bit) in FEATURE_BITS.items():
         present = highest >= leaf and subleaf <= subleaves
         features[name] = bool(present and (cpuid(leaf, subleaf)[register] >> bit) & 1)
-    return features, brand or vendor
+    return features, f"{brand or vendor} ({_signature(cpuid(1)['eax'])})"
 
 
 def _from_proc_cpuinfo() -> tuple[dict[str, bool], str]:

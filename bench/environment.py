@@ -142,8 +142,14 @@ def differences(recorded: dict, current: dict) -> list[str]:
 
 
 def same_isa(recorded: dict, current: dict) -> bool:
-    """Whether two environments' CPUs have the same int8-relevant instruction sets."""
-    return (recorded.get("cpu") or {}).get("flags") == (current.get("cpu") or {}).get("flags")
+    """Whether two environments may compare speed: the same testbed and the same CPU model.
+
+    Speed is compared only within a testbed *and* CPU model: two CPUs of one testbed share
+    numerics, not clocks, caches or core counts.
+    """
+    old_cpu, new_cpu = recorded.get("cpu") or {}, current.get("cpu") or {}
+    return (old_cpu.get("flags") == new_cpu.get("flags") and old_cpu.get("model") == new_cpu.get("model")
+            and old_cpu.get("cores") == new_cpu.get("cores"))
 
 
 def _short(digest: str | None) -> str:

@@ -13,7 +13,8 @@ Options (all validated at start-up; an unknown name is a usage error listing the
     --update-baselines         rewrite baselines/<tier>.json from this run (shows the diff)
     --strict-env               a case whose environment differs from its baseline's fails
     --reports-dir DIR          where reports/<tier>/ goes (default the repository's reports/)
-    --baselines-dir DIR        where <tier>.json baselines are read and written (default baselines/)
+    --baselines-dir DIR        where <tier>.json baselines are read and written, as this testbed's own
+                               (default baselines/<testbed>/, else the nearest testbed's, not gated)
     --tf-log                   show TensorFlow's C++ log lines (hidden by default)
 
 Under pytest-xdist (``-n N``) every worker runs its share of the cases in its own session and
@@ -51,7 +52,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="fail a case whose environment differs from its baseline's")
     group.addoption("--reports-dir", default=None, help="folder for <tier>/results.json and REPORT.md")
     group.addoption("--baselines-dir", default=None,
-                    help="folder of the <tier>.json baselines (default: the repository's baselines/)")
+                    help="folder of this testbed's <tier>.json baselines (default: the repository's "
+                    "baselines/<testbed>/, or the nearest testbed's, shown but not gated)")
     group.addoption("--tf-log", action="store_true",
                     help="show TensorFlow's C++ log lines (start-up, CUDA probing, graph warnings)")
 
@@ -111,7 +113,7 @@ def _options(config: pytest.Config):
             update_baselines=config.getoption("--update-baselines"),
             strict_env=config.getoption("--strict-env"),
             command=" ".join(["pytest", *sys.argv[1:]]),
-            baselines_dir=Path(baselines_dir) if baselines_dir else ROOT / "baselines",
+            baselines_dir=Path(baselines_dir) if baselines_dir else None,
         )
     except BenchError as exc:
         raise pytest.UsageError(str(exc)) from None

@@ -149,7 +149,7 @@ def publish(run: BenchRun) -> Published:
         ) from None
     diff = None
     if run.options.update_baselines:
-        path = run.options.baseline_path()
+        path = run.options.own_baseline_path()
         try:
             with atomic.file_lock(lock_path(path)):
                 # Only the cases this process measured: the others keep their entries as they are.
@@ -252,7 +252,14 @@ def summary_lines(results: dict, extra_failures: list[str], published: Published
     from bench.report.format import markdown_table
     from bench.report.sections import HEADLINE_HEADERS, headline_rows
 
-    lines = ["", "quantbench headline (litert), as in REPORT.md"]
+    lines = []
+    if results.get("testbed"):
+        lines += ["", f"quantbench testbed: {results['testbed']} "
+                      f"({((results.get('environment') or {}).get('cpu') or {}).get('model', '?')})"]
+        note = (results.get("baseline") or {}).get("note")
+        if note:
+            lines.append(f"quantbench baseline: {note}")
+    lines += ["", "quantbench headline (litert), as in REPORT.md"]
     lines += markdown_table(HEADLINE_HEADERS, headline_rows(results)).splitlines()
     failures = [m for r in results["cases"] for m in r.get("failures", [])] + list(extra_failures)
     lines += verdict_lines(results["cases"])

@@ -33,6 +33,7 @@ class RunRecord:
         self.harness: dict[str, object] = {}
         self.portability: dict[str, list[dict]] = {}
         self.failures: list[str] = []
+        self.run_info: dict[str, object] = {}
 
     def add_case(self, record: dict) -> None:
         """A judged case (its fields are made by :meth:`bench.run.BenchRun.run_case`)."""
@@ -62,6 +63,10 @@ class RunRecord:
         """One item of a run-level table (``harness[name][key] = value``)."""
         self.harness.setdefault(name, {})[key] = value
 
+    def set_run_info(self, **fields: object) -> None:
+        """Run-level facts written at the top of the document (testbed, the baseline judged against)."""
+        self.run_info.update(fields)
+
     def add_failures(self, messages: list[str]) -> None:
         """Failures of cross-case gates (agreement, speed, QAT against PTQ), shown in the summary."""
         self.failures.extend(messages)
@@ -83,6 +88,7 @@ class RunRecord:
             "tier": self.tier,
             "created": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
             "command": self.command,
+            **self.run_info,
             "environment": self.environment,
             "environments": {self.environment_id: self.environment},
             "dataset_sha256": dataset_sha256,

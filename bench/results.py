@@ -17,9 +17,11 @@ Results, schema 2::
      "cases": [{"id": "<model>-<mode>-<backend>", "model": ..., "mode": ..., "backend": ...,
                 "status": "passed", "environment": "<id>", ...measurements}]}
 
-Baselines, schema 2::
+Baselines, schema 3, one file per testbed and tier (``baselines/<testbed>/<tier>.json``)::
 
-    {"schema": 2, "tier": "smoke", "dataset_sha256": "...",
+    {"schema": 3, "tier": "smoke", "testbed": "avx512-vnni", "dataset_sha256": "...",
+     "history": [{"when": "...", "case": "...", "verdict": "...", "net_loss_pp": 0.4,
+                  "reason": "..."}],
      "environments": {"<id>": {fingerprint: lock hash, library versions, CPU flags}},
      "cases": {"<model>-<mode>-<backend>": {
          "accuracy": 0.91, "size_bytes": 12345, "accuracy_drop_pp": 0.1, "recipe_hash": "...",
@@ -43,13 +45,13 @@ from bench import environment, evidence
 from bench.errors import BaselineError, BenchError, ReportError
 
 RESULTS_SCHEMA = 2
-BASELINE_SCHEMA = 2
+BASELINE_SCHEMA = 3
 
 # Registry names never hold it (the registries refuse such names), so an id splits back safely.
 CASE_ID_SEPARATOR = "-"
 
 HOW_TO_MAKE_RESULTS = "run `nox -s bench` first (or pass the path of an existing results.json)"
-HOW_TO_GET_EITHER = "pass a results.json written by `nox -s bench` or a baselines/<tier>.json"
+HOW_TO_GET_EITHER = "pass a results.json written by `nox -s bench` or a baselines/<testbed>/<tier>.json"
 
 CaseT = TypeVar("CaseT", bound=Mapping[str, Any])
 
@@ -302,9 +304,18 @@ def load_results(path: str | os.PathLike[str]) -> dict:
 # baselines/<tier>.json
 
 
-def baseline_path(root: str | os.PathLike[str], tier: str) -> Path:
-    """Where the baselines of ``tier`` live below the repository root ``root``."""
-    return Path(root) / "baselines" / f"{tier}.json"
+BASELINES_DIR = "baselines"
+
+
+def baseline_path(root: str | os.PathLike[str], tier: str, testbed: str) -> Path:
+    """Where the baselines of ``tier`` recorded on ``testbed`` live below the repository root."""
+    return Path(root) / BASELINES_DIR / testbed / f"{tier}.json"
+
+
+def recorded_testbeds(root: str | os.PathLike[str], tier: str) -> set[str]:
+    """The testbeds that have a baselines file of ``tier`` below the repository root."""
+    folder = Path(root) / BASELINES_DIR
+    return {path.parent.name for path in folder.glob(f"*/{tier}.json")} if folder.is_dir() else set()
 
 
 def update_command(tier: str, models: list[str] | None = None) -> str:
@@ -330,6 +341,17 @@ def _update_baselines_to_2(document: dict) -> dict:
     return document
 
 
+def _update_baselines_to_3(document: dict) -> dict:
+    """Schema 3 names the file's testbed (from the CPU its cases were measured on) and keeps a
+    history of accepted changes (empty before)."""
+    names = {environment.testbed_name(env) for env in (document.get("environments") or {}).values()
+             if isinstance(env, dict)}
+    document["testbed"] = names.pop() if len(names) == 1 else None
+    document.setdefault("history", [])
+    document["schema"] = 3
+    return document
+
+
 def _checked_baselines(document: dict, path: Path) -> dict:
     """Refuses baselines without cases keyed by id, or without the environments they name."""
     if not isinstance(document.get("cases"), dict):
@@ -340,6 +362,11 @@ def _checked_baselines(document: dict, path: Path) -> dict:
                             f"{_restore_or_regenerate(path)}")
     for cid, case in document["cases"].items():
         _check_baseline_case(path, cid, case, environments)
+    if not isinstance(document.get("testbed"), str):
+        raise BaselineError(f"{path} names no single testbed (its cases come from CPUs of different "
+                            f"classes, or none): {_restore_or_regenerate(path)}")
+    if not isinstance(document.get("history"), list):
+        raise BaselineError(f"{path} has no 'history' list: {_restore_or_regenerate(path)}")
     return document
 
 
@@ -368,7 +395,7 @@ def _check_baseline_case(path: Path, cid: str, case: object, environments: dict)
                                 f"{fix}") from None
 
 
-_BASELINES = _Document("baselines file", BASELINE_SCHEMA, {2: _update_baselines_to_2},
+_BASELINES = _Document("baselines file", BASELINE_SCHEMA, {2: _update_baselines_to_2, 3: _update_baselines_to_3},
                        _checked_baselines, BaselineError, _restore_or_regenerate)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import baseline as baselines
-from bench import environment, evidence, gates, metrics, results
+from bench import environment, evidence, gates, metrics, results, testbeds
 from bench.backends import BACKENDS
 from bench.build import Builder
 from bench.cache import Cache, file_sha256, log
@@ -44,14 +44,30 @@ class Options:
     update_baselines: bool = False
     strict_env: bool = False
     command: str = ""
-    # Folder of the <tier>.json baselines; None: <root>/baselines.
+    # Folder of the <tier>.json baselines to judge against and update, taken as this testbed's
+    # own; None: <root>/baselines/<testbed>/.
     baselines_dir: Path | None = None
+    # The testbed whose recipes and baselines apply; None: this CPU's, as CPUID shows it.
+    testbed: str | None = None
 
-    def baseline_path(self) -> Path:
-        """The tier's baselines file (read for the gates, written by --update-baselines)."""
+    def testbed_name(self) -> str:
+        return self.testbed or testbeds.current().name
+
+    def own_baseline_path(self) -> Path:
+        """This testbed's baselines file of the tier (written by --update-baselines)."""
         if self.baselines_dir is not None:
             return Path(self.baselines_dir) / f"{self.tier.name}.json"
-        return results.baseline_path(self.root, self.tier.name)
+        return results.baseline_path(self.root, self.tier.name, self.testbed_name())
+
+    def baseline_path(self) -> Path:
+        """The baselines file the run is judged against: this testbed's own, else the nearest
+        testbed's that exists (``bench.testbeds``: its verdicts are shown, never failing)."""
+        own = self.own_baseline_path()
+        if self.baselines_dir is not None or self.update_baselines or own.exists():
+            return own
+        recorded = results.recorded_testbeds(self.root, self.tier.name)
+        nearest = testbeds.nearest_with(testbeds.get(self.testbed_name()), recorded)
+        return results.baseline_path(self.root, self.tier.name, nearest.name) if nearest else own
 
 
 def declared_cases(options: Options) -> list[tuple[str, str, str]]:
@@ -81,7 +97,16 @@ class BenchRun:
         self.environment = fingerprint
         self.record = RunRecord(options.tier.name, options.command, fingerprint,
                                 environment.fingerprint_id(fingerprint))
+        self.testbed = options.testbed_name()
         self.baseline = self._load_baseline()
+        self.baseline_testbed = (self.baseline or {}).get("testbed")
+        # Verdicts gate only against this testbed's own baseline; against another testbed's they
+        # are shown with the CPU difference as their likely cause (absolute gates still fail).
+        # A missing file gates (every case then fails for want of an entry) only where it was
+        # asked for by --baselines-dir; a testbed that has none anywhere is told so in one line.
+        self.own_baseline = (self.baseline_testbed == self.testbed if self.baseline is not None
+                             else self.options.baselines_dir is not None)
+        self.record.set_run_info(testbed=self.testbed, baseline=self.baseline_info())
         # Cases the run judges against the baseline: the paired test's correction divides by it.
         self.cases_judged = len(self.runnable_cases())
 
@@ -100,6 +125,25 @@ class BenchRun:
         unsupported = BACKENDS.get(backend).unsupported
         reason = unsupported(MODES.get(mode)) if unsupported else None
         return f"{mode} on {backend} on this machine: {reason}" if reason else None
+
+    def baseline_info(self) -> dict:
+        """Which baselines file the run is judged against, whose testbed, and one line saying so."""
+        path = self.options.baseline_path()
+        if self.baseline is None and self.own_baseline:
+            note = f"testbed {self.testbed}: {path} does not exist; every case fails for want of an entry"
+        elif self.baseline is None:
+            note = (f"testbed {self.testbed}: no {self.tier.name} baseline for it or its nearest testbeds "
+                    f"({', '.join(testbeds.get(self.testbed).nearest) or 'none'}); verdicts are not judged. "
+                    f"Record one with `{results.update_command(self.tier.name)}`")
+        elif self.own_baseline:
+            note = f"testbed {self.testbed}: judged against its own baseline {path}"
+        else:
+            note = (f"testbed {self.testbed} has no {self.tier.name} baseline of its own: verdicts against "
+                    f"the nearest testbed's ({self.baseline_testbed}, {path}) are shown, with the CPU "
+                    "difference as their likely cause, and do not fail the run; drop budgets, size floors, "
+                    "agreement, batch invariance and QAT against PTQ still do. Record this testbed's with "
+                    f"`{results.update_command(self.tier.name)}`")
+        return {"path": str(path), "testbed": self.baseline_testbed, "own": self.own_baseline, "note": note}
 
     def _load_baseline(self) -> dict | None:
         """The tier's baselines; when updating them, an unreadable file is replaced, not fatal."""
@@ -190,15 +234,16 @@ class BenchRun:
         cid = record["id"]
         path = self.options.baseline_path()
         entry, recorded_env = self.baseline_entry(cid)
+        gated = self.own_baseline and not self.options.update_baselines
         if entry is None:
-            if not self.options.update_baselines:
+            if gated:
                 failures.append(
                     f"{cid}: no baseline entry in {path}; create it with "
                     f"`{results.update_command(self.tier.name, [record['model']])}` and commit the file"
                 )
             return {"baseline_verdict": "no_baseline", "baseline_comparison": None}
         if "correct_bits" not in entry:
-            if not self.options.update_baselines:
+            if gated:
                 failures.append(
                     f"{cid}: the baseline entry in {path} has no per-image record (correct_bits), so "
                     f"the case cannot be judged; re-record it with "
@@ -207,6 +252,9 @@ class BenchRun:
             return {"baseline_verdict": "no_baseline", "baseline_comparison": None}
         env_changes = environment.differences(recorded_env, self.environment)
         causes = list(env_changes)
+        if not self.own_baseline:
+            causes.insert(0, f"testbed {self.baseline_testbed} (baseline) -> {self.testbed} (this CPU); "
+                             "shown, not gated")
         if self.baseline.get("dataset_sha256") != self.build.dataset.sha256:
             causes.append("data set hash differs from the baseline's")
         definition_changed = entry.get("recipe_hash") != record["recipe_hash"]
@@ -219,7 +267,7 @@ class BenchRun:
             alpha=gates.per_case_alpha(self.cases_judged), ceiling_pp=self.tier.verdict_ceiling_pp,
             causes=causes, reference_flips=self._float_churn(record),
         )
-        if not self.options.update_baselines:
+        if gated:
             exact = not (env_changes or definition_changed)
             for message in (
                 gates.verdict_fails(cid, verdict),

@@ -91,8 +91,23 @@ def render_title(results: Mapping[str, Any]) -> str:
     lines.append(f"Command: {command_text}; created {created}; "
                  f"{format_count(results.get('n_test'))} test images.")
     lines.append("")
+    lines += testbed_lines(results)
     lines.append(render_status_summary(results.get("cases") or []))
     return "\n".join(lines)
+
+
+def testbed_lines(results: Mapping[str, Any]) -> list[str]:
+    """The testbed (CPU class) the run measured on and the baseline it was judged against."""
+    testbed = results.get("testbed")
+    if not testbed:
+        return []
+    cpu = (results.get("environment") or {}).get("cpu") or {}
+    lines = [f"Testbed: `{testbed}` ({cpu.get('model', NOT_AVAILABLE)}, {cpu.get('cores', '?')} cores; "
+             "see `bench/testbeds.py`)."]
+    note = (results.get("baseline") or {}).get("note")
+    if note:
+        lines.append(f"Baseline: {note}.")
+    return [" ".join(lines), ""]
 
 
 def render_status_summary(cases: Sequence[Mapping[str, Any]]) -> str:

@@ -34,6 +34,8 @@ def payload(**cases) -> dict:
     return {
         "schema": BASELINE_SCHEMA,
         "tier": "smoke",
+        "testbed": environment.testbed_name(ENV),
+        "history": [],
         "dataset_sha256": "abc",
         "environments": {ENV_ID: ENV},
         "cases": cases or {"cnn-float32-litert": case()},
@@ -47,15 +49,15 @@ def write_raw(path: Path, document: object) -> None:
 
 @pytest.fixture
 def path(tmp_path):
-    return baseline_path(tmp_path, "smoke")
+    return baseline_path(tmp_path, "smoke", "avx512-vnni")
 
 
-def test_schema_is_2():
-    assert BASELINE_SCHEMA == 2
+def test_schema_is_3():
+    assert BASELINE_SCHEMA == 3
 
 
 def test_baseline_path_and_update_command(tmp_path):
-    assert baseline_path(tmp_path, "full") == tmp_path / "baselines" / "full.json"
+    assert baseline_path(tmp_path, "full", "x86-64-v3") == tmp_path / "baselines" / "x86-64-v3" / "full.json"
     assert "--tier full" in update_command("full")
     assert update_command("smoke", ["cnn", "vgg16"]).endswith("--tier smoke --models cnn,vgg16")
 
@@ -216,7 +218,8 @@ def schema_1(**cases) -> dict:
 def test_schema_1_migrates_its_one_environment_to_every_case(path):
     write_raw(path, schema_1())
     loaded = load_baselines(path)
-    assert loaded["schema"] == 2
+    assert loaded["schema"] == 3 and loaded["history"] == []
+    assert loaded["testbed"] == environment.testbed_name(ENV)
     assert "environment" not in loaded
     assert loaded["environments"] == {ENV_ID: ENV}
     assert loaded["cases"] == {
@@ -248,7 +251,7 @@ def test_real_schema1_baselines_migrate_to_one_environment():
     loaded = load_baselines(committed)
     assert committed.read_bytes() == before
     expected_id = environment.fingerprint_id(raw["environment"])
-    assert loaded["schema"] == 2 and "environment" not in loaded
+    assert loaded["schema"] == 3 and "environment" not in loaded
     assert loaded["environments"] == {expected_id: raw["environment"]}
     assert set(loaded["cases"]) == set(raw["cases"]) and len(loaded["cases"]) > 0
     for case_id, entry in loaded["cases"].items():

@@ -442,7 +442,7 @@ def test_a_migrated_schema_1_baselines_file_compares(tmp_path):
                                 "cases": {CASE: {"accuracy": 0.9, "size_bytes": 31_000}}}),
                     encoding="utf-8")
     document = load_results_or_baselines(path)
-    assert document["schema"] == 2 and document["cases"][CASE]["environment"] in document["environments"]
+    assert document["schema"] == 3 and document["cases"][CASE]["environment"] in document["environments"]
     after = results_with(200, **{CASE: measured(outcomes(right=170, n=200), size_bytes=31_000)})
     [case] = cmp.compare(document, after).verdicts
     assert case.unpaired == "no per-image record before"

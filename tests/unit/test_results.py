@@ -143,7 +143,7 @@ def test_either_loader_tells_the_documents_apart(tmp_path):
     write(baselines_path, {"schema": 1, "tier": "smoke", "cases": {"cnn-float32-litert": {}}})
     assert isinstance(results.load_results_or_baselines(results_path)["cases"], list)
     migrated = results.load_results_or_baselines(baselines_path)
-    assert migrated["schema"] == 2 and "environment" in migrated["cases"]["cnn-float32-litert"]
+    assert migrated["schema"] == 3 and "environment" in migrated["cases"]["cnn-float32-litert"]
 
 
 def test_either_loader_refuses_each_document_by_its_own_rules(tmp_path):
