@@ -67,11 +67,26 @@ def _load_time_lines_filtered() -> Iterator[None]:
             sys.stderr.flush()
 
 
+from bench.tiers import TRAINING_THREADS  # noqa: E402  (below the filter's definition, before TF)
+
 with _load_time_lines_filtered():
     import tensorflow as tf
     import tf_keras as keras
 
 tf.get_logger().setLevel("ERROR")
+
+
+def _fix_threads(threads: int) -> None:
+    """Pins TensorFlow's thread pools before its runtime starts (it cannot change afterwards).
+
+    Every recipe trains on ``TrainRecipe.threads`` threads whatever the core count, so a runner
+    with more or fewer cores trains the same weights (see ``bench.tiers.TrainRecipe``).
+    """
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+_fix_threads(TRAINING_THREADS)
 
 
 def seed_everything(seed: int) -> None:
@@ -80,4 +95,9 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-__all__ = ["keras", "seed_everything", "tf"]
+def training_threads() -> int:
+    """The intra-op thread count TensorFlow runs with (pinned at import)."""
+    return tf.config.threading.get_intra_op_parallelism_threads()
+
+
+__all__ = ["keras", "seed_everything", "tf", "training_threads"]

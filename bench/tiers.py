@@ -18,6 +18,11 @@ class TierError(BenchError):
     """A tier that has no recipe or budget for a selected model or mode."""
 
 
+# The thread count every built-in recipe trains with (TrainRecipe.threads); TensorFlow's pools
+# are pinned to it when bench.tfsetup imports TensorFlow, since they cannot change afterwards.
+TRAINING_THREADS = 2
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainRecipe:
     """How one model is trained from scratch.
@@ -34,6 +39,11 @@ class TrainRecipe:
         precision: ``float32``, or ``mixed_bfloat16``: Keras mixed precision (bfloat16 compute,
             float32 weights and optimizer state). The trained weights are float32 either way,
             and every artifact is built from a float32 model holding them.
+        threads: TensorFlow's intra- and inter-op threads while training. Eigen and oneDNN split
+            each op's work by the thread count, so the sums round differently: left to the core
+            count, one core trained other weights than two (30-35 of 2,000 smoke cnn images
+            flipped). Fixed here, a 1- or 4-core runner of the same testbed trains the 2-core
+            machines' weights (slower or faster, not differently).
     """
 
     epochs: int
@@ -45,11 +55,13 @@ class TrainRecipe:
     augment: bool = False
     label_smoothing: float = 0.0
     precision: str = "float32"
+    threads: int = TRAINING_THREADS
 
 
 # Recipe fields added after models were cached, with their defaults: a recipe that leaves them at
-# the default hashes as before, so adding a field does not throw away every trained model.
-_ADDED_LATER = {"precision": "float32"}
+# the default hashes as before, so adding a field does not throw away every trained model. (Two
+# threads is what TensorFlow chose by itself on the 2-core machines that trained every model.)
+_ADDED_LATER = {"precision": "float32", "threads": TRAINING_THREADS}
 
 
 def _without_defaults_added_later(recipe: dict) -> dict:
