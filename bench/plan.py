@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench import progress
+from bench import environment, progress
 from bench.build import Builder
 from bench.errors import BenchError
 from bench.results import case_id, load_results
@@ -23,14 +23,23 @@ def plan_line(options) -> str:
     items = [progress.PlanItem(kind, name, cached) for kind, name, cached in build.plan(cases)]
     items += [progress.PlanItem("evaluate", case_id(*case)) for case in cases]
     source = Path(options.reports_dir) / options.tier.name / "results.json"
-    return progress.plan_line(items, _history(source), tier=options.tier.name, source=str(source))
+    history, timed_on = _history(source)
+    return progress.plan_line(items, history, tier=options.tier.name, source=str(source) + timed_on)
 
 
-def _history(path: Path) -> dict[str, float]:
-    """Recorded seconds per plan item from an earlier run; none when there is no usable one."""
+def _history(path: Path) -> tuple[dict[str, float], str]:
+    """Recorded seconds per plan item from an earlier run (none when there is no usable one), and
+    a note when they were timed on another CPU: an AVX2 machine trained the smoke models 3x
+    slower than the AVX-512 one whose timings it was shown."""
     if not path.is_file():
-        return {}
+        return {}, ""
     try:
-        return progress.history_from_results(load_results(path))
+        earlier = load_results(path)
     except BenchError:
-        return {}
+        return {}, ""
+    cpu, now = (earlier.get("environment") or {}).get("cpu") or {}, environment.cpu()
+    note = ""
+    if (cpu.get("model"), cpu.get("cores")) != (now["model"], now["cores"]):
+        note = (f"; timed on {cpu.get('testbed', 'another testbed')} ({cpu.get('model', '?')}, "
+                f"{cpu.get('cores', '?')} cores), not this {now['testbed']} CPU: expect other times")
+    return progress.history_from_results(earlier), note
