@@ -1,5 +1,5 @@
-"""Entry points: `nox -s tests`, `nox -s bench`, `nox -s update_baselines`, `nox -s report`, `nox -s lint`,
-`nox -s lock`.
+"""Entry points: `nox -s tests`, `nox -s bench`, `nox -s update_baselines`, `nox -s ab -- REF`,
+`nox -s report`, `nox -s lint`, `nox -s lock`.
 
 Everything after `--` goes to pytest (or to the report tool), e.g. `nox -s bench -- --tier full`.
 """
@@ -78,6 +78,15 @@ def update_baselines(session: nox.Session) -> None:
     # Latency too: the bench gates each int8 speedup against the one recorded here. A case run
     # with `-m "not latency"` keeps its recorded timings where the CPU's ISA flags are the same.
     session.run("pytest", *STRICT, "--benchmark-autosave", "tests/bench", "--update-baselines", *args)
+
+
+@nox.session(python=PYTHON, default=False)
+def ab(session: nox.Session) -> None:
+    """Judges the working tree against git REF on this machine: `-- REF [pytest args]` (bench.ab)."""
+    if not session.posargs:
+        session.error("name the commit to judge against: nox -s ab -- REF [--tier full] [--models cnn]")
+    _install(session)
+    session.run("python", "-m", "bench.ab", *session.posargs)
 
 
 @nox.session(python=PYTHON, default=False)

@@ -8,6 +8,7 @@ and judges nothing; :mod:`bench.run` does, and :mod:`bench.record` keeps what it
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import time
 from pathlib import Path
@@ -153,14 +154,20 @@ class Builder:
         return self._artifacts[key3]
 
     def artifact_key(self, model: str, mode: str, backend: str, float_key: str) -> str:
-        """The cache key of an artifact: its float model (and QAT model), case and libraries."""
+        """The cache key of an artifact: its float model (and QAT model), case, libraries and the
+        code on its conversion path (:func:`conversion_source_hash`)."""
+        exporter = MODES.get(mode).exporter(backend)
         return key_of({
             "float": float_key,
             # A QAT artifact comes from the QAT model: retraining it must reconvert.
             "qat": train.qat_key(float_key, self.tier, model) if MODES.get(mode).uses_qat else None,
+            # An exporter that quantizes the float ONNX file depends on how that file is made.
+            "float_onnx": self.artifact_key(model, REFERENCE_MODE, "onnxruntime", float_key)
+            if mode != REFERENCE_MODE and exporter and "float_onnx" in _names_used(exporter) else None,
             "recipe": self.recipe_hash(model, mode, backend),
             "backend": backend,
             "versions": environment.versions(),
+            "code": conversion_source_hash(backend),
         })
 
     def plan(self, cases: list[tuple[str, str, str]]) -> list[tuple[str, str, bool]]:
@@ -259,11 +266,28 @@ def invariance_sample(n: int) -> np.ndarray:
     return np.array(sorted(edges | {int(i) for i in drawn}), dtype=int)
 
 
+# Modules on every artifact's conversion path besides the mode's own code (mode_source_hash): this
+# builder (calibration inputs, the export context it fills), the model input (bench.data) and the
+# modes' shared definitions (ExportContext).
+CONVERSION_SOURCES = ("bench.build", "bench.data", "bench.modes")
+
+
+def conversion_source_hash(backend: str) -> str:
+    """Hash of :data:`CONVERSION_SOURCES` and of the module of ``backend`` (its file format).
+
+    Modules are looked up by name, so the hash is of this checkout's code: an A/B run of another
+    commit shares a cached artifact only where all of it hashes equal.
+    """
+    names = (*CONVERSION_SOURCES, BACKENDS.get(backend).load.__module__)
+    return key_of([[name, code_hash(importlib.import_module(name))] for name in names])
+
+
 def mode_source_hash(mode: str, backend: str) -> str:
     """Hash of the mode's module and of the shared conversion helpers its ``backend`` exporter uses.
 
-    Only the helpers that exporter names count (and what they import in turn), so a change to the
-    ONNX helpers does not invalidate LiteRT artifacts and baselines, nor the other way round.
+    Only the ``bench`` modules that exporter names count (also through functions of its own
+    module that it calls), with the ``bench.modes._*`` helpers they import in turn, so a change to
+    the ONNX helpers does not invalidate LiteRT artifacts and baselines, nor the other way round.
     """
     spec = MODES.get(mode)
     exporter = spec.exporter(backend)
@@ -271,10 +295,34 @@ def mode_source_hash(mode: str, backend: str) -> str:
         exporter = next(v for v in spec.backends.values() if callable(v))
         named = set()
     else:
-        named = set(exporter.__code__.co_names)
+        named = _names_used(exporter)
     module = inspect.getmodule(exporter)
-    direct = [v for k, v in vars(module).items() if k in named and _is_helper(v)]
+    direct = [v for k, v in vars(module).items() if k in named and _is_bench_module(v)]
     return key_of([code_hash(m) for m in (module, *_helpers_of(direct))])
+
+
+def _names_used(function) -> set[str]:
+    """Global and attribute names ``function`` uses, with those of the functions of its own
+    module that it calls (in turn) and of its nested functions and lambdas."""
+    module = inspect.getmodule(function)
+    names: set[str] = set()
+    pending, seen = [function.__code__], set()
+    while pending:
+        code = pending.pop()
+        if code in seen:
+            continue
+        seen.add(code)
+        names.update(code.co_names)
+        pending.extend(c for c in code.co_consts if inspect.iscode(c))
+        for name in code.co_names:
+            value = vars(module).get(name)
+            if inspect.isfunction(value) and value.__module__ == module.__name__:
+                pending.append(value.__code__)
+    return names
+
+
+def _is_bench_module(value) -> bool:
+    return inspect.ismodule(value) and value.__name__.split(".")[0] == "bench"
 
 
 def _is_helper(value) -> bool:

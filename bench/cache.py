@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from bench import atomic, progress
@@ -34,12 +34,41 @@ def key_of(payload: object) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
-def code_hash(module) -> str:
-    """Hash of a module's code, blind to comments, docstrings and formatting.
+def code_hash(module, only: Iterable[str] = ()) -> str:
+    """Hash of a module's code, or of some definitions in it, blind to comments, docstrings and
+    formatting.
 
     Cache keys and case definitions depend on what code does, so editing a docstring neither
-    retrains a model nor makes a baseline "not comparable".
+    retrains a model nor makes a baseline "not comparable". The source is read from the module's
+    file (as :func:`inspect.getsource` finds it), so a module object pointing at another file
+    hashes that file.
+
+    Args:
+        module: The module.
+        only: Names of top-level definitions (``"split"``) or of a class's members
+            (``"Builder.splits"``) to hash instead of the whole module, each with its decorators.
+
+    Raises:
+        KeyError: A name in ``only`` is not defined in the module (a key must not silently
+            stop covering what it names).
     """
+    import inspect
+
+    # Keys are asked for often (every case's artifact key hashes half a dozen modules): each file
+    # is parsed once per version of it on disk.
+    path = inspect.getsourcefile(module)
+    stat = os.stat(path)
+    memo = (path, stat.st_mtime_ns, stat.st_size, tuple(only))
+    if memo not in _CODE_HASHES:
+        _CODE_HASHES[memo] = _code_hash(module, tuple(only))
+    return _CODE_HASHES[memo]
+
+
+# code_hash's memo: (file, mtime, size, definitions) -> hash.
+_CODE_HASHES: dict[tuple, str] = {}
+
+
+def _code_hash(module, only: tuple[str, ...]) -> str:
     import ast
     import inspect
 
@@ -50,7 +79,25 @@ def code_hash(module) -> str:
                 and isinstance(getattr(body[0], "value", None), ast.Constant) \
                 and isinstance(body[0].value.value, str):
             node.body = body[1:] or [ast.Pass()]
-    return key_of(ast.dump(tree, annotate_fields=False))
+    if not only:
+        return key_of(ast.dump(tree, annotate_fields=False))
+    return key_of([[ast.dump(node, annotate_fields=False) for node in _definitions(tree, name, module)]
+                   for name in only])
+
+
+def _definitions(tree, qualified: str, module) -> list:
+    """The ``def``/``class`` nodes named ``qualified`` ("f" or "Class.member") in a module's tree
+    (a property's getter and setter are both named)."""
+    import ast
+
+    scopes = [tree]
+    for part in qualified.split("."):
+        scopes = [node for scope in scopes for node in getattr(scope, "body", [])
+                  if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+                  and node.name == part]
+        if not scopes:
+            raise KeyError(f"{qualified} is not defined in {getattr(module, '__name__', module)}")
+    return scopes
 
 
 def file_sha256(path: Path) -> str:

@@ -1,7 +1,8 @@
 """Deterministic training and QAT fine-tuning, cached by content and resumable by epoch.
 
 A trained model is a cache entry keyed by the model's source, the tier's recipe and splits, the
-data set's hash and the library versions; a second run loads it and says so. While training, a
+data set's hash, the library versions and the code on the training path (:data:`TRAINING_SOURCES`);
+a second run loads it and says so. While training, a
 checkpoint is written after every epoch; an interrupted run resumes from the last one.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 import inspect
 import json
 import shutil
@@ -65,6 +67,26 @@ def architecture_hash(spec: ModelSpec, seed: int) -> str:
     return key_of([model.to_json(), code_hash(inspect.getmodule(spec.build))])
 
 
+# The code that decides a trained model's weights, as (module, definitions; none: all of it),
+# besides the model's own module (architecture_hash). The tier's recipe is hashed as data
+# (Tier.recipe_hash), not tiers.py's code: editing the full tier must not retrain smoke models.
+TRAINING_SOURCES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("bench", ()),  # selects Keras 2 (TF_USE_LEGACY_KERAS) before TensorFlow loads
+    ("bench.train", ()),  # the loop, augmentation, schedules, precision, QAT
+    ("bench.data", ()),  # the splits and the model input
+    ("bench.tfsetup", ()),  # seeding
+    # Only the builder's members that hand training its data: the rest of build.py converts and
+    # evaluates, and hashing all of it would retrain every model (full vgg16: hours) for a
+    # conversion edit. Artifact keys hash the whole module.
+    ("bench.build", ("Builder.dataset", "Builder.splits", "Builder.trained", "Builder.qat")),
+)
+
+
+def training_code_hash() -> str:
+    """Hash of :data:`TRAINING_SOURCES` as this checkout has them (modules looked up by name)."""
+    return key_of([[name, code_hash(importlib.import_module(name), only)] for name, only in TRAINING_SOURCES])
+
+
 def float_key(spec: ModelSpec, tier: Tier, data_sha256: str) -> str:
     """The cache key of a float model: everything its weights depend on."""
     return key_of(
@@ -74,6 +96,7 @@ def float_key(spec: ModelSpec, tier: Tier, data_sha256: str) -> str:
             "recipe": tier.recipe_hash(spec.name),
             "data": data_sha256,
             "versions": library_versions(),
+            "code": training_code_hash(),
         }
     )
 
@@ -321,10 +344,11 @@ def quantize_aware(model):
 
 
 def qat_key(float_model_key: str, tier: Tier, name: str) -> str:
-    """The cache key of a QAT model: its float model, the QAT recipe and the QAT procedure."""
-    procedure = [inspect.getsource(f) for f in (initialize_qat_ranges, _activation_range_variables,
-                                                _freeze_batchnorm, quantize_aware)]
-    return key_of({"float": float_model_key, "qat": tier.qat_hash(name), "procedure": key_of(procedure)})
+    """The cache key of a QAT model: its float model, the QAT recipe and the QAT procedure.
+
+    The procedure lives in this module, which :func:`training_code_hash` covers.
+    """
+    return key_of({"float": float_model_key, "qat": tier.qat_hash(name), "code": training_code_hash()})
 
 
 def qat_model(name: str, tier: Tier, splits: Splits, trained: Trained, cache: Cache) -> Trained:
