@@ -70,7 +70,8 @@ def cpu() -> dict:
     described = {
         "model": found["model"],
         "machine": platform.machine(),
-        "cores": os.cpu_count(),
+        # The cores this process may run on (taskset, cgroups), not the machine's: speed follows them.
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "flags": {flag: bool(found["flags"].get(flag)) for flag in CPU_FLAGS},
         "flags_source": found["source"],
     }
