@@ -25,7 +25,7 @@ from bench.cache import Cache, code_hash, key_of, log
 from bench.data import NUM_CLASSES, Splits, to_model_input
 from bench.environment import library_versions
 from bench.models import MODELS, ModelSpec
-from bench.tiers import QatRecipe, Tier, TrainRecipe
+from bench.tiers import TRAINING_THREADS, QatRecipe, Tier, TrainRecipe
 
 WEIGHTS = "weights.h5"
 # QAT models in TensorFlow's checkpoint format: tfmot's wrappers repeat weight names, which HDF5
@@ -216,6 +216,17 @@ def _fit(model, recipe: TrainRecipe, splits: Splits, spec: ModelSpec, seed: int,
 PRECISIONS = ("float32", "mixed_bfloat16")
 
 
+def _check_threads(recipe: TrainRecipe, label: str) -> None:
+    """Refuses to train on another thread count than the recipe's (the weights would differ)."""
+    from bench.tfsetup import training_threads
+
+    if training_threads() != recipe.threads:
+        raise ValueError(
+            f"{label}: the recipe trains on {recipe.threads} threads but TensorFlow was started with "
+            f"{training_threads()}; TensorFlow's thread pools are fixed at start, so every recipe of a "
+            f"run must use bench.tiers.TRAINING_THREADS ({TRAINING_THREADS})")
+
+
 @contextlib.contextmanager
 def _precision(name: str) -> Iterator[None]:
     """Keras' global dtype policy set to ``name`` for the block, float32 again after it.
@@ -265,6 +276,7 @@ def float_model(name: str, tier: Tier, splits: Splits, data_sha256: str, cache: 
 
     def train(folder: Path) -> dict:
         recipe = tier.train_recipe(name)
+        _check_threads(recipe, label)
         with _precision(recipe.precision):
             trainee = build_model(spec, tier.seed)
             log(f"[train] {label}: training {trainee.count_params():,} parameters "

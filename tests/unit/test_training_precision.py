@@ -13,10 +13,11 @@ from bench.tiers import FULL, SMOKE, TrainRecipe
 
 
 def test_default_precision_leaves_existing_recipe_hashes_alone():
-    """Adding the field must not re-key every cached model: float32 hashes as if it were absent."""
+    """Adding a field must not re-key every cached model: float32 (and the default two training
+    threads) hash as if the fields were absent."""
     recipe = SMOKE.train["cnn"]
-    legacy = {k: v for k, v in dataclasses.asdict(recipe).items() if k != "precision"}
-    assert recipe.precision == "float32"
+    legacy = {k: v for k, v in dataclasses.asdict(recipe).items() if k not in ("precision", "threads")}
+    assert recipe.precision == "float32" and recipe.threads == tiers.TRAINING_THREADS
     assert SMOKE.recipe_hash("cnn") == tiers._hash({"seed": SMOKE.seed, "val_size": SMOKE.val_size, "train": legacy})
     bf16 = dataclasses.replace(SMOKE, train={**SMOKE.train, "cnn": dataclasses.replace(recipe, precision="mixed_bfloat16")})
     assert bf16.recipe_hash("cnn") != SMOKE.recipe_hash("cnn")
