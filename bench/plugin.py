@@ -190,8 +190,17 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Before the first case: one line saying what will be trained and converted, what is cached,
-    and how long it should take by earlier runs' recorded timings."""
+    and how long it should take by earlier runs' recorded timings.
+
+    Also keeps the cases the run will judge: those of the ``case`` items left after ``-k`` and
+    deselection, the count the paired test's correction divides by. Under pytest-xdist every
+    worker collects and deselects all items alike, so each counts the same, whatever its share.
+    """
     config = session.config
+    config.quantbench_collected_cases = [
+        tuple(item.callspec.params["case"]) for item in session.items
+        if "case" in getattr(getattr(item, "callspec", None), "params", {})
+    ]
     if config.quantbench_workers is not None or hasattr(config, "workerinput"):
         return  # under xdist each worker builds only its share; no single plan to state
     if not any("bench_run" in getattr(item, "fixturenames", ()) for item in session.items):
@@ -228,6 +237,9 @@ def bench_run(request: pytest.FixtureRequest):
             pytest.fail(problem, pytrace=False)
         if problem:
             pytest.exit(problem, returncode=pytest.ExitCode.USAGE_ERROR)
+        collected = getattr(config, "quantbench_collected_cases", None)
+        if collected:  # none collected (only cross-case tests): keep every runnable case
+            run.count_judged(collected)
         config.quantbench_run = run
     return config.quantbench_run
 

@@ -108,7 +108,16 @@ class BenchRun:
                              else self.options.baselines_dir is not None)
         self.record.set_run_info(testbed=self.testbed, baseline=self.baseline_info())
         # Cases the run judges against the baseline: the paired test's correction divides by it.
+        # The plugin sets it to the collected cases (after -k and deselection, see
+        # count_judged); until then, every runnable selected case.
         self.cases_judged = len(self.runnable_cases())
+
+    def count_judged(self, collected: list[tuple[str, str, str]]) -> int:
+        """Sets :attr:`cases_judged` to the collected cases (those of the test items left after
+        ``-k`` and deselection) that this run can run, and returns it."""
+        runnable = set(self.runnable_cases())
+        self.cases_judged = len({case for case in collected if case in runnable})
+        return self.cases_judged
 
     def runnable_cases(self) -> list[tuple[str, str, str]]:
         """The selected (model, mode, backend) cases that this tier and the backends can run."""
@@ -210,23 +219,6 @@ class BenchRun:
         recorded = (self.baseline or {}).get("environments", {}).get(entry["environment"], {}) if entry else {}
         return entry, recorded
 
-    def _float_churn(self, record: dict) -> int | None:
-        """Images the case's float32 sibling flipped against its baseline: the model's own churn.
-
-        None for a float32 case (it is its own reference); 0 when the sibling has no usable
-        baseline (the strict ceiling then applies; the sibling's own case fails for it).
-        """
-        if record["mode"] == REFERENCE_MODE:
-            return None
-        sibling = case_id(record["model"], REFERENCE_MODE, record["backend"])
-        entry, _ = self.baseline_entry(sibling)
-        n = record["n_test"]
-        if not entry or "correct_bits" not in entry or entry.get("n_test") != n:
-            return 0
-        now = evidence.correct(self.build.logits(record["model"], REFERENCE_MODE, record["backend"]),
-                               self.build.splits.y_test)
-        return int(np.sum(now != baselines.correct_of(self.options.baseline_path(), sibling, entry, n)))
-
     def _judge(self, record: dict, correct: np.ndarray, failures: list[str]) -> dict:
         """The case against its baseline entry: the verdict, and the baseline's failures added to
         ``failures``. Computed on every run; differences of environment or case definition are
@@ -265,7 +257,7 @@ class BenchRun:
         verdict = gates.judge(
             correct, baselines.correct_of(path, cid, entry, len(correct)),
             alpha=gates.per_case_alpha(self.cases_judged), ceiling_pp=self.tier.verdict_ceiling_pp,
-            causes=causes, reference_flips=self._float_churn(record),
+            causes=causes,
         )
         if gated:
             exact = not (env_changes or definition_changed)

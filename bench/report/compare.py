@@ -41,8 +41,7 @@ from bench.report.significance import (
     direction_of,
     is_significant,
 )
-from bench.results import HOW_TO_GET_EITHER, parse_case_id, sort_case_ids
-from bench.results import case_id as make_case_id
+from bench.results import HOW_TO_GET_EITHER, sort_case_ids
 from bench.tiers import TIERS, get_tier
 
 # The exit status of `compare` when a case regressed: distinct from 1 (a file could not be read)
@@ -253,32 +252,9 @@ def verdict_ceiling_pp(tier: str | None) -> float | None:
     return get_tier(tier).verdict_ceiling_pp if tier else None
 
 
-def float_sibling_flips(case_id: str, before_cases: Mapping[str, Mapping[str, Any]],
-                        after_cases: Mapping[str, Mapping[str, Any]], a: Mapping[str, Any],
-                        b: Mapping[str, Any]) -> int | None:
-    """Images the case's float32 sibling (same model and backend) flipped from A to B.
-
-    The churn of the trained model itself, which widens the verdict's ceiling (see
-    :func:`bench.gates.churn_ceiling_pp`), taken as the session takes it: None for a float32 case
-    (its own flips count), 0 when the sibling has no per-image records of the same images on both
-    sides (the tier's ceiling then applies unwidened).
-    """
-    model, mode, backend = parse_case_id(case_id)
-    if mode == "float32":
-        return None
-    sibling = make_case_id(model, "float32", backend)
-    if sibling not in before_cases or sibling not in after_cases:
-        return 0
-    before = per_image_record(sibling, before_cases[sibling], a)
-    after = per_image_record(sibling, after_cases[sibling], b)
-    if why_unpaired(before, after) is not None:
-        return 0
-    return int(np.sum(before != after))
-
-
 def judge_case(case_id: str, before_case: Mapping[str, Any], after_case: Mapping[str, Any],
                a: Mapping[str, Any], b: Mapping[str, Any], alpha: float,
-               ceiling_pp: float | None, reference_flips: int | None) -> CaseVerdict:
+               ceiling_pp: float | None) -> CaseVerdict:
     """One case's paired verdict, B against A, with the differences between the sides beside it.
 
     Args:
@@ -289,7 +265,6 @@ def judge_case(case_id: str, before_case: Mapping[str, Any], after_case: Mapping
         b: Side B.
         alpha: The false-alarm rate of one case (:func:`bench.gates.per_case_alpha`).
         ceiling_pp: The tier's ceiling, or None without a known tier.
-        reference_flips: :func:`float_sibling_flips`.
 
     Raises:
         ReportError: The case has per-image records on both sides but no file names a known tier,
@@ -306,8 +281,7 @@ def judge_case(case_id: str, before_case: Mapping[str, Any], after_case: Mapping
     if ceiling_pp is None:
         raise ReportError(f"cannot judge {case_id}: neither file names a known tier "
                           f"({', '.join(TIERS)}), and the verdict's ceiling is the tier's")
-    verdict = gates.judge(after_bits, before_bits, alpha=alpha, ceiling_pp=ceiling_pp, causes=causes,
-                          reference_flips=reference_flips)
+    verdict = gates.judge(after_bits, before_bits, alpha=alpha, ceiling_pp=ceiling_pp, causes=causes)
     return CaseVerdict(case_id, verdict, None, verdict.baseline_accuracy, verdict.accuracy, *sizes,
                        causes=tuple(causes))
 
@@ -365,8 +339,7 @@ def compare(a: Mapping[str, Any], b: Mapping[str, Any],
     tier = verdict_tier(a, b)
     ceiling_pp = verdict_ceiling_pp(tier)
     verdicts = tuple(
-        judge_case(case_id, before_cases[case_id], after_cases[case_id], a, b, alpha, ceiling_pp,
-                   float_sibling_flips(case_id, before_cases, after_cases, a, b))
+        judge_case(case_id, before_cases[case_id], after_cases[case_id], a, b, alpha, ceiling_pp)
         for case_id in common)
     rows = metric_rows(a, b, threshold_pp, {case.case_id: case.verdict for case in verdicts
                                             if case.verdict is not None})

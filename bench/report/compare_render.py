@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bench import gates
 from bench.report.compare import (
     ADDED,
     NO_PER_IMAGE_RECORD,
@@ -189,14 +188,13 @@ def summary_line(comparison: Comparison) -> str:
 def verdict_legend(comparison: Comparison) -> str:
     """When a case regresses, with this comparison's alpha and ceiling, and what the exit says."""
     ceiling = (f" or its net loss exceeds tier `{comparison.tier}`'s ceiling of "
-               f"{comparison.ceiling_pp:.2f} pp (widened by {gates.CHURN_Z:g} standard deviations of "
-               "the flips of the case's float32 sibling, where the model itself churned)"
+               f"{comparison.ceiling_pp:.2f} pp"
                if comparison.ceiling_pp is not None else "")
     return ("Verdicts compare each case's outcome on every test image, after against before (lost = "
             "right before and wrong after, gained the reverse; net pp is the accuracy change), as "
             "the bench judges a run against its baselines: regressed when the exact one-sided "
-            f"McNemar p of the loss is below alpha {comparison.alpha:.2g} (1 % shared among the "
-            f"{len(comparison.verdicts)} cases compared){ceiling}, improved when the gain is "
+            f"McNemar p of the loss is below alpha {comparison.alpha:.2g} (1 % shared among the loss "
+            f"and gain tests of the {len(comparison.verdicts)} cases compared){ceiling}, improved when the gain is "
             "significant (the p shown is then the gain's, as it is where more images were gained "
             "than lost), drift when outcomes moved without either. Likely causes are the "
             "differences of environment and case definition; they never replace the verdict. A "

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from bench.gates import CHURN_Z
 from bench.report.format import NOT_AVAILABLE, is_number, markdown_table
 from bench.report.lookup import sorted_cases
 from bench.report.verdicts import (
@@ -99,14 +98,14 @@ def _only_number(values: Iterable[Any]) -> float | None:
 
 
 def ceiling_phrase(ceilings: Iterable[Any]) -> str:
-    """`` of 0.50 pp``, or the range the cases' ceilings span once their churn widened some."""
+    """`` of 0.50 pp``, or the range the cases' ceilings span where merged runs differ (runs
+    recorded before the ceiling stopped widening with a model's churn)."""
     numbers = sorted({value for value in ceilings if is_number(value)})
     if not numbers:
         return ""
     if len(numbers) == 1:
         return f" of {numbers[0]:.2f} pp"
-    return (f" ({numbers[0]:.2f} to {numbers[-1]:.2f} pp: widened where the model itself churned, by "
-            f"{CHURN_Z:g} standard deviations of its float32 case's flips)")
+    return f" ({numbers[0]:.2f} to {numbers[-1]:.2f} pp across the runs merged here)"
 
 
 def decision_rule(cases: Sequence[Mapping[str, Any]]) -> str:
@@ -122,7 +121,8 @@ def decision_rule(cases: Sequence[Mapping[str, Any]]) -> str:
     return ("Each case's outcome on every test image against the baseline's on the same images: lost "
             "= right in the baseline and wrong now, gained the reverse; net pp is the accuracy change. "
             "A case regresses when its loss is significant (exact one-sided McNemar p below "
-            f"alpha{alpha}: 1 % for the whole run, shared among its cases) or its net loss exceeds the "
+            f"alpha{alpha}: 1 % for the whole run, shared among the loss and gain tests of its cases) or "
+            "its net loss exceeds the "
             f"ceiling{ceiling}; it improves when its gain is significant, and drifts when outcomes "
             "moved without either. The p shown is the loss's, or the gain's (marked) where more "
             "images were gained than lost. Likely causes are the differences of environment and case "

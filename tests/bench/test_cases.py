@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import gates
+from bench import evidence, gates
 
 pytestmark = pytest.mark.bench
 
@@ -31,7 +31,8 @@ def test_case(case, bench_run):
 
 
 def test_qat_not_worse_than_ptq(model_backend, bench_run):
-    """QAT fine-tunes from the converged float model: it must not lose to PTQ on the same model."""
+    """QAT fine-tunes from the converged float model: it must not lose to PTQ on the same model,
+    judged image by image with the paired test every case gets (:func:`bench.gates.qat_vs_ptq_fails`)."""
     model, backend = model_backend
     modes = bench_run.options.modes
     if QAT_MODE not in modes or PTQ_MODE not in modes:
@@ -40,7 +41,9 @@ def test_qat_not_worse_than_ptq(model_backend, bench_run):
         _skip_if_not_run(bench_run, model, mode, backend)
     qat = bench_run.run_case(model, QAT_MODE, backend)
     ptq = bench_run.run_case(model, PTQ_MODE, backend)
-    message = gates.qat_vs_ptq_fails(model, backend, qat["accuracy"], ptq["accuracy"])
+    message = gates.qat_vs_ptq_fails(
+        model, backend, evidence.unpack(qat["correct_bits"], qat["n_test"]),
+        evidence.unpack(ptq["correct_bits"], ptq["n_test"]), gates.per_case_alpha(bench_run.cases_judged))
     if message:
         bench_run.record.add_failures([message])
     assert message is None, message

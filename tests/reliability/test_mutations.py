@@ -95,12 +95,16 @@ def test_the_real_case_passes_its_gates(reference):
 
 
 def test_noise_calibration_is_caught(plant, private_cache, tmp_path, reference):
+    """Both gates catch it, each on its own (1.40 pp against float, 1.60 pp against the baseline):
+    the drop budget and the paired verdict against the baseline."""
     record = _run_planted(noisy_calibration, plant, private_cache, tmp_path, reference)
     _show(record)
     assert record["status"] == "failed"
-    caught = [m for m in record["failures"] if m.startswith(f"{CASE}: ")
-              and ("exceeds the budget" in m or "regressed against the baseline" in m)]
-    assert caught, record["failures"]
+    assert any(m.startswith(f"{CASE}: accuracy drop ") and "exceeds the budget of 1.00 pp" in m
+               for m in record["failures"]), record["failures"]
+    assert record["baseline_verdict"] == "regressed"
+    assert any(m.startswith(f"{CASE}: regressed against the baseline: ") for m in record["failures"]), \
+        record["failures"]
 
 
 def test_skipped_calibration_is_caught(plant, private_cache, tmp_path, reference):

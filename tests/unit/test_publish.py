@@ -156,11 +156,11 @@ def test_verdict_lines_count_verdicts_and_list_every_case_that_is_not_identical(
                         "2 identical, 1 drift, 1 improved, 1 regressed, 1 no_baseline")
     assert lines[2:] == [
         "  - cnn-ptq_int8-litert: drift: 3 lost, 4 gained against the baseline "
-        "(one-sided McNemar p 0.77, alpha 0.00031); differences: onnxruntime 1.32.0 -> 1.33.0",
+        "(one-sided McNemar p 0.77, alpha 0.00016); differences: onnxruntime 1.32.0 -> 1.33.0",
         "  - cnn-ptq_int8-onnxruntime: regressed: 20 lost, 0 gained against the baseline "
-        "(one-sided McNemar p 9.5e-07, alpha 0.00031)",
+        "(one-sided McNemar p 9.5e-07, alpha 0.00016)",
         "  - cnn-qat_int8-litert: improved: 0 lost, 20 gained against the baseline "
-        "(one-sided McNemar p 9.5e-07, alpha 0.00031); update the baselines to keep the gain",
+        "(one-sided McNemar p 9.5e-07, alpha 0.00016); update the baselines to keep the gain",
         "  - identical on every image despite lock aaa -> bbb: vgg16-float32-litert",
     ]
 
