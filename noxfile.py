@@ -1,7 +1,9 @@
-"""Entry points: `nox -s tests`, `nox -s bench`, `nox -s update_baselines`, `nox -s ab -- REF`,
-`nox -s report`, `nox -s lint`, `nox -s lock`.
+"""Entry points: `nox -s tests`, `nox -s bench`, `nox -s update_baselines`, `nox -s publish`,
+`nox -s ab -- REF`, `nox -s report`, `nox -s lint`, `nox -s lock`.
 
 Everything after `--` goes to pytest (or to the report tool), e.g. `nox -s bench -- --tier full`.
+`tests` and `bench` write their reports to reports/local/<tier>/, which git ignores, so a local run
+leaves the checkout clean; only `update_baselines` and `publish` rewrite the committed files.
 """
 
 from __future__ import annotations
@@ -72,12 +74,23 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def update_baselines(session: nox.Session) -> None:
-    """Reruns the bench (latency included) and rewrites the cases it ran in baselines/<tier>.json."""
+    """Reruns the bench (latency included), rewrites its cases in baselines/<testbed>/<tier>.json and
+    the committed reports/<tier>/ (`-- --accept CASE=REASON` takes a regressed or failed case)."""
     _install(session)
     args = session.posargs or ["--tier", "smoke"]
     # Latency too: the bench gates each int8 speedup against the one recorded here. A case run
     # with `-m "not latency"` keeps its recorded timings where the CPU's ISA flags are the same.
-    session.run("pytest", *STRICT, "--benchmark-autosave", "tests/bench", "--update-baselines", *args)
+    # The committed reports go with the baselines they were judged against.
+    session.run("pytest", *STRICT, "--benchmark-autosave", "tests/bench", "--update-baselines",
+                "--publish-reports", *args)
+
+
+@nox.session(python=PYTHON, default=False)
+def publish(session: nox.Session) -> None:
+    """Reruns the bench and rewrites the committed reports/<tier>/ (the baselines stay as they are)."""
+    _install(session)
+    args = session.posargs or ["--tier", "smoke"]
+    session.run("pytest", *STRICT, "--benchmark-autosave", "tests/bench", "--publish-reports", *args)
 
 
 @nox.session(python=PYTHON, default=False)
@@ -91,12 +104,13 @@ def ab(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def report(session: nox.Session) -> None:
-    """Re-renders a report (`-- render FILE`) or compares two runs (`-- --compare A B`)."""
+    """Re-renders a report (`-- render FILE`, default the local smoke run's) or compares two runs
+    (`-- --compare A B`)."""
     _install(session)
     args = list(session.posargs)
     if args and args[0] == "--compare":
         args = ["compare", *args[1:]]
-    session.run("python", "-m", "bench.report", *(args or ["render", "reports/smoke/results.json"]))
+    session.run("python", "-m", "bench.report", *(args or ["render", "reports/local/smoke/results.json"]))
 
 
 @nox.session(python=PYTHON, default=False)

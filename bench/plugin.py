@@ -10,9 +10,15 @@ Options (all validated at start-up; an unknown name is a usage error listing the
     --modes a,b                subset of quantization modes (default all)
     --backends a,b             subset of backends (default all)
     --calibration-method M     ONNX Runtime calibration: MinMax (default), Entropy, Percentile
-    --update-baselines         rewrite baselines/<tier>.json from this run (shows the diff)
+    --update-baselines         rewrite this testbed's baselines/<testbed>/<tier>.json from this run
+                               (shows the diff); refuses a regressed or failed case unless accepted
+    --accept CASE=REASON       with --update-baselines: take this regressed or failed case, and
+                               record the reason in the file's history (repeatable)
     --strict-env               a case whose environment differs from its baseline's fails
-    --reports-dir DIR          where reports/<tier>/ goes (default the repository's reports/)
+    --reports-dir DIR          where <tier>/results.json and REPORT.md go (default reports/local/,
+                               which git ignores, so a local run leaves the checkout clean)
+    --publish-reports          write the committed reports/<tier>/ instead (an explicit step, as
+                               updating the baselines is: `nox -s publish`, `nox -s update_baselines`)
     --baselines-dir DIR        where <tier>.json baselines are read and written, as this testbed's own
                                (default baselines/<testbed>/, else the nearest testbed's, not gated)
     --tf-log                   show TensorFlow's C++ log lines (hidden by default)
@@ -36,6 +42,10 @@ from bench import progress
 
 # The checkout the package runs from: its reports/ and baselines/ are the defaults.
 ROOT = Path(__file__).resolve().parents[1]
+# The committed reports (rewritten only with --publish-reports), and where every other run writes:
+# beside them, so a newcomer finds it, and listed in .gitignore, so `git status` stays clean.
+PUBLISHED_REPORTS = ROOT / "reports"
+LOCAL_REPORTS = PUBLISHED_REPORTS / "local"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -47,10 +57,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--calibration-method", default="MinMax",
                     help="ONNX Runtime calibration: MinMax, Entropy or Percentile")
     group.addoption("--update-baselines", action="store_true",
-                    help="write baselines/<tier>.json from this run and show the diff")
+                    help="write this testbed's baselines/<testbed>/<tier>.json from this run and show "
+                    "the diff; a regressed or failed case is refused unless accepted with --accept")
+    group.addoption("--accept", action="append", default=[], metavar="CASE=REASON",
+                    help="with --update-baselines: take this regressed or failed case into the "
+                    "baselines and record REASON in their history (repeatable)")
     group.addoption("--strict-env", action="store_true",
                     help="fail a case whose environment differs from its baseline's")
-    group.addoption("--reports-dir", default=None, help="folder for <tier>/results.json and REPORT.md")
+    group.addoption("--reports-dir", default=None,
+                    help="folder for <tier>/results.json and REPORT.md (default: reports/local/, "
+                    "ignored by git)")
+    group.addoption("--publish-reports", action="store_true",
+                    help="write the committed reports/<tier>/ (default: reports/local/<tier>/)")
     group.addoption("--baselines-dir", default=None,
                     help="folder of this testbed's <tier>.json baselines (default: the repository's "
                     "baselines/<testbed>/, or the nearest testbed's, shown but not gated)")
@@ -94,9 +112,10 @@ def _options(config: pytest.Config):
         method = config.getoption("--calibration-method")
         if method not in _onnx.CALIBRATION_METHODS:
             raise unknown_name("calibration method", method, list(_onnx.CALIBRATION_METHODS))
-        reports = config.getoption("--reports-dir")
+        reports = _reports_dir(config)
         baselines_dir = config.getoption("--baselines-dir")
-        for option, folder, needed in (("--reports-dir", reports or ROOT / "reports", True),
+        accepts = _accepts(config, tier.name, models, modes, backends)
+        for option, folder, needed in (("--reports-dir", reports, True),
                                        ("--baselines-dir", baselines_dir or ROOT / "baselines",
                                         config.getoption("--update-baselines"))):
             problem = needed and _unwritable(Path(folder))
@@ -108,17 +127,67 @@ def _options(config: pytest.Config):
             modes=modes,
             backends=backends,
             root=ROOT,
-            reports_dir=Path(reports) if reports else ROOT / "reports",
+            reports_dir=reports,
             calibration_method=method,
             update_baselines=config.getoption("--update-baselines"),
             strict_env=config.getoption("--strict-env"),
             command=" ".join(["pytest", *sys.argv[1:]]),
             baselines_dir=Path(baselines_dir) if baselines_dir else None,
+            accepts=accepts,
+            # pytest-xdist gives its workers one id per run: their rows are one run's.
+            **({"run_id": config.workerinput["testrunuid"]}
+               if "testrunuid" in getattr(config, "workerinput", {}) else {}),
         )
     except BenchError as exc:
         raise pytest.UsageError(str(exc)) from None
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+def _reports_dir(config: pytest.Config) -> Path:
+    """Where the run writes its reports: --reports-dir, the committed reports/ with
+    --publish-reports, else reports/local/ (ignored by git).
+
+    Raises:
+        UsageError: Both --reports-dir and --publish-reports were given.
+    """
+    reports = config.getoption("--reports-dir")
+    if config.getoption("--publish-reports"):
+        if reports:
+            raise UsageError("--publish-reports writes the committed reports/; it cannot be combined "
+                             "with --reports-dir: pass one of them")
+        return PUBLISHED_REPORTS
+    return Path(reports) if reports else LOCAL_REPORTS
+
+
+def _accepts(config: pytest.Config, tier: str, models: list[str], modes: list[str],
+             backends: list[str]) -> dict[str, str]:
+    """--accept CASE=REASON as ``{case: reason}``, checked before the run (a typo would otherwise
+    cost a whole run and accept nothing).
+
+    Raises:
+        UsageError: --accept without --update-baselines, a value not CASE=REASON, a case named
+            twice, or a case outside the selection.
+    """
+    from bench.baseline import parse_accepts
+    from bench.results import update_command
+
+    values = config.getoption("--accept") or []
+    if not values:
+        return {}
+    if not config.getoption("--update-baselines"):
+        raise UsageError(f"--accept only applies to an update of the baselines: add --update-baselines "
+                         f"(or run `{update_command(tier)} --accept CASE=REASON`)")
+    try:
+        accepts = parse_accepts(values)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    selected = {f"{m}-{mode}-{b}" for m in models for mode in modes for b in backends}
+    outside = [cid for cid in accepts if cid not in selected]
+    if outside:
+        raise UsageError(f"--accept names {', '.join(outside)}, not a case of this selection "
+                         "(--models/--modes/--backends); check the case id, or select the case")
+    return accepts
 
 
 class UsageError(Exception):
@@ -246,12 +315,29 @@ def bench_run(request: pytest.FixtureRequest):
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    """A BenchError is a problem the user can act on: report its message, not a traceback."""
-    from bench.errors import BenchError
+    """A BenchError is a problem the user can act on: report its message, not a traceback.
+
+    A case (``test_case``) that did not run is recorded as not run, with its reason; where that
+    drops a case the baselines expect for a reason other than a capability this CPU declares
+    missing (:meth:`bench.run.BenchRun.not_run`), its skip becomes a failure saying so.
+    """
+    from bench.errors import BenchError, first_line
 
     report = yield
     if report.failed and call.excinfo is not None and isinstance(call.excinfo.value, BenchError):
         report.longrepr = f"{item.nodeid}: {type(call.excinfo.value).__name__}: {call.excinfo.value}"
+    case = getattr(getattr(item, "callspec", None), "params", {}).get("case")
+    run = item.config.quantbench_run
+    if case is None or run is None or report.when not in ("setup", "call") \
+            or "-".join(case) in run.record.cases:
+        return report
+    if report.skipped:
+        failure = run.not_run(*case)
+        if failure:
+            report.outcome = "failed"
+            report.longrepr = f"{item.nodeid}: {failure}"
+    elif report.failed and call.excinfo is not None:
+        run.not_run(*case, error=f"{type(call.excinfo.value).__name__}: {first_line(call.excinfo.value)}")
     return report
 
 
@@ -267,11 +353,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
         return
     run = config.quantbench_run
-    if run is None or not run.record.cases:
+    if run is None or not (run.record.cases or run.record.not_run):
         return
     error = None
     try:
-        config.quantbench_published = publish(run)
+        config.quantbench_published = publish(run, whole_run=not hasattr(config, "workerinput"))
     except BenchError as exc:
         config.quantbench_published = None
         error = str(exc)
@@ -291,7 +377,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
             terminalreporter.write_line(line)
         return
     run = config.quantbench_run
-    if run is None or not run.record.cases:
+    if run is None or not (run.record.cases or run.record.not_run):
         return
     for line in terminal_summary(run, getattr(config, "quantbench_published", None)):
         terminalreporter.write_line(line)

@@ -33,11 +33,17 @@ class RunRecord:
         self.harness: dict[str, object] = {}
         self.portability: dict[str, list[dict]] = {}
         self.failures: list[str] = []
+        self.not_run: dict[str, dict] = {}
         self.run_info: dict[str, object] = {}
 
     def add_case(self, record: dict) -> None:
         """A judged case (its fields are made by :meth:`bench.run.BenchRun.run_case`)."""
         self.cases[record["id"]] = record
+
+    def add_not_run(self, entry: dict) -> None:
+        """A case of the selection that did not run: ``{"id", "reason", "kind", "in_baseline",
+        "fails"}`` (made by :meth:`bench.run.BenchRun.not_run`)."""
+        self.not_run[entry["id"]] = entry
 
     def add_agreement(self, model: str, mode: str, record: dict) -> None:
         self.agreements[f"{model}-{mode}"] = record
@@ -98,6 +104,7 @@ class RunRecord:
                 {**record, **seconds.get(cid, {}), **self.timings.get(cid, {})}
                 for cid, record in self.cases.items()
             ),
+            "not_run": sort_cases(self.not_run.values()),
             "harness": self.harness,
             "agreement": [self.agreements[k] for k in sorted(self.agreements)],
             "layer_errors": {k: self.layer_errors[k] for k in sorted(self.layer_errors)},

@@ -14,14 +14,21 @@ Results, schema 2::
      "dataset_sha256": "...", "environment": {fingerprint of this run},
      "environments": {"<id>": {fingerprint}}, "models": {...}, "agreement": [...],
      "layer_errors": {...}, "lost_images": {...}, "harness": {...},
+     "run_id": "...", "testbed": "...", "baseline": {"path", "testbed", "own", "note", "history"},
+     "not_run": [{"id": ..., "reason": ..., "kind": "capability|probe|declared|error",
+                  "in_baseline": true, "fails": false}],
      "cases": [{"id": "<model>-<mode>-<backend>", "model": ..., "mode": ..., "backend": ...,
-                "status": "passed", "environment": "<id>", ...measurements}]}
+                "status": "passed", "environment": "<id>", ...measurements,
+                "measured_by": {run_id, created, testbed, command} (only on a row kept from an
+                earlier run on the same testbed)}]}
 
 Baselines, schema 3, one file per testbed and tier (``baselines/<testbed>/<tier>.json``)::
 
     {"schema": 3, "tier": "smoke", "testbed": "avx512-vnni", "dataset_sha256": "...",
-     "history": [{"when": "...", "case": "...", "verdict": "...", "net_loss_pp": 0.4,
-                  "reason": "..."}],
+     "history": [{"when": "...", "case": "...", "verdict": "regressed", "status": "passed",
+                  "accepted": "regressed", "lost": 40, "gained": 2, "net_change_pp": -1.9,
+                  "accuracy": 0.85, "baseline_accuracy": 0.869, "failures": [],
+                  "reason": "...", "commit": "<sha>[+dirty]"}],  (the last 50, bench.baseline)
      "environments": {"<id>": {fingerprint: lock hash, library versions, CPU flags}},
      "cases": {"<model>-<mode>-<backend>": {
          "accuracy": 0.91, "size_bytes": 12345, "accuracy_drop_pp": 0.1, "recipe_hash": "...",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import itertools
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,11 @@ class Options:
     baselines_dir: Path | None = None
     # The testbed whose recipes and baselines apply; None: this CPU's, as CPUID shows it.
     testbed: str | None = None
+    # --accept: case id -> why its regressed or failed result may replace its baseline entry.
+    accepts: dict[str, str] = dataclasses.field(default_factory=dict)
+    # Names the run in results.json; pytest-xdist workers of one run share it (their rows are
+    # one run's, not an earlier run's, when they merge into one results.json).
+    run_id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
 
     def testbed_name(self) -> str:
         return self.testbed or testbeds.current().name
@@ -106,7 +112,8 @@ class BenchRun:
         # asked for by --baselines-dir; a testbed that has none anywhere is told so in one line.
         self.own_baseline = (self.baseline_testbed == self.testbed if self.baseline is not None
                              else self.options.baselines_dir is not None)
-        self.record.set_run_info(testbed=self.testbed, baseline=self.baseline_info())
+        self.record.set_run_info(testbed=self.testbed, baseline=self.baseline_info(),
+                                 run_id=options.run_id)
         # Cases the run judges against the baseline: the paired test's correction divides by it.
         # The plugin sets it to the collected cases (after -k and deselection, see
         # count_judged); until then, every runnable selected case.
@@ -126,14 +133,61 @@ class BenchRun:
     def skip_reason(self, model: str, mode: str, backend: str) -> str | None:
         """Why the case is not run (the mode on that backend, or the tier), or None."""
         reason = MODES.get(mode).skip_reason(backend)
+        cause = self.skip_cause(model, mode, backend)
+        return cause[0] if cause else None
+
+    def skip_cause(self, model: str, mode: str, backend: str) -> tuple[str, str] | None:
+        """Why the case is not run and of which kind, or None.
+
+        Kinds: ``declared`` (the mode or the tier declares the case unsupported: a code change),
+        ``capability`` (the backend says this CPU lacks what the mode needs), ``probe`` (the
+        backend's start-up probe failed: a crash, not a capability the CPU declares missing).
+        """
         if reason:
-            return f"{mode} on {backend}: {reason}"
+            return f"{mode} on {backend}: {reason}", "declared"
         reason = self.tier.skip_reason(model, mode)
         if reason:
-            return f"{model}-{mode} in tier {self.tier.name}: {reason}"
+            return f"{model}-{mode} in tier {self.tier.name}: {reason}", "declared"
         unsupported = BACKENDS.get(backend).unsupported
         reason = unsupported(MODES.get(mode)) if unsupported else None
-        return f"{mode} on {backend} on this machine: {reason}" if reason else None
+        if not reason:
+            return None
+        probe_failed = "probe_failed" in ((self.environment.get("backends") or {}).get(backend) or {})
+        return f"{mode} on {backend} on this machine: {reason}", "probe" if probe_failed else "capability"
+
+    def not_run(self, model: str, mode: str, backend: str, error: str | None = None) -> str | None:
+        """Records that a case of the selection did not run; returns why that fails the run, or None.
+
+        Recorded (results.json ``not_run``, shown as "not run: <reason>") when the judged
+        baselines have the case, or when it raised (``error``). It fails the run when this
+        testbed's own baselines have the case and the reason is not a capability this CPU declares
+        missing (``skip_cause`` kind ``capability``): a case must not leave the bench unnoticed.
+        An update re-records the baselines, so it never fails for a case that did not run.
+
+        Args:
+            model, mode, backend: The case.
+            error: The case's error, when it raised instead of being skipped.
+        """
+        cid = case_id(model, mode, backend)
+        entry, _ = self.baseline_entry(cid)
+        cause = (f"error: {error}", "error") if error else self.skip_cause(model, mode, backend)
+        if cause is None or (entry is None and not error):
+            return None
+        reason, kind = cause
+        failure = None
+        if entry is not None and kind != "capability" and self.own_baseline \
+                and not self.options.update_baselines:
+            fix = ("fix it, or deselect the case (--models/--modes/--backends, -k) if it should not run "
+                   "here" if kind != "declared" else
+                   f"if it is meant to stop running, remove it with `{results.update_command(self.tier.name)}` "
+                   "and commit the file")
+            failure = (f"{cid}: did not run ({reason}), but {self.options.baseline_path()} expects it; "
+                       f"only a capability this CPU declares missing may drop a baseline case: {fix}")
+        self.record.add_not_run({"id": cid, "reason": reason, "kind": kind,
+                                 "in_baseline": entry is not None, "fails": failure is not None})
+        if failure:
+            self.record.add_failures([failure])
+        return failure
 
     def baseline_info(self) -> dict:
         """Which baselines file the run is judged against, whose testbed, and one line saying so."""
@@ -152,7 +206,8 @@ class BenchRun:
                     "difference as their likely cause, and do not fail the run; drop budgets, size floors, "
                     "agreement, batch invariance and QAT against PTQ still do. Record this testbed's with "
                     f"`{results.update_command(self.tier.name)}`")
-        return {"path": str(path), "testbed": self.baseline_testbed, "own": self.own_baseline, "note": note}
+        return {"path": str(path), "testbed": self.baseline_testbed, "own": self.own_baseline, "note": note,
+                "history": baselines.trimmed_history((self.baseline or {}).get("history", []))}
 
     def _load_baseline(self) -> dict | None:
         """The tier's baselines; when updating them, an unreadable file is replaced, not fatal."""
@@ -261,6 +316,9 @@ class BenchRun:
         )
         if gated:
             exact = not (env_changes or definition_changed)
+        if self.options.update_baselines and verdict.verdict == "regressed" and cid not in self.options.accepts:
+            # Against the very file the update writes (baseline_path is the own file when updating).
+            failures.append(baselines.refusal_message(cid, verdict.summary(), path))
             for message in (
                 gates.verdict_fails(cid, verdict),
                 gates.baseline_size_fails(cid, record["size_bytes"], entry["size_bytes"],

@@ -131,6 +131,12 @@ class Comparison:
     alpha: float
     ceiling_pp: float | None = None
     tier: str | None = None
+    # Cases of A that B's run did not run, with B's reason ((case id, reason), in case order):
+    # shown as "not run: <reason>", never as identical nor merely removed.
+    not_run: tuple[tuple[str, str], ...] = ()
+    # The accepted changes of the baselines side (A's history, or the history B was judged with).
+    history: tuple[dict, ...] = ()
+    history_source: str | None = None
 
     @property
     def regressed(self) -> list[str]:
@@ -199,6 +205,11 @@ def likely_causes(before_case: Mapping[str, Any], after_case: Mapping[str, Any],
         causes.append("case definition (recipe hash) changed")
     if both_differ(before_case.get("artifact_sha256"), after_case.get("artifact_sha256")):
         causes.append("artifact bytes differ from the baseline's")
+    for side, case in (("before", before_case), ("after", after_case)):
+        if isinstance(case.get("measured_by"), Mapping):  # a row kept in a restricted run's results
+            by = case["measured_by"]
+            causes.append(f"{side}: measured by an earlier run ({str(by.get('created'))[:10]}, testbed "
+                          f"{by.get('testbed')})")
     if both_differ(before_case.get("eval_batch"), after_case.get("eval_batch")):
         causes.append(f"evaluation batch {before_case['eval_batch']} -> {after_case['eval_batch']}")
     return causes
@@ -343,7 +354,26 @@ def compare(a: Mapping[str, Any], b: Mapping[str, Any],
         for case_id in common)
     rows = metric_rows(a, b, threshold_pp, {case.case_id: case.verdict for case in verdicts
                                             if case.verdict is not None})
-    return Comparison(verdicts, tuple(rows), alpha, ceiling_pp, tier)
+    not_run = {str(entry["id"]): str(entry.get("reason") or "no reason recorded")
+               for entry in b.get("not_run") or [] if isinstance(entry, Mapping) and entry.get("id") in before_cases}
+    # A case B did not run is in the not-run table, not a plain "removed" row.
+    rows = [row for row in rows if not (row.direction == REMOVED and row.case_id in not_run)]
+    history, source = baseline_history(a, b)
+    return Comparison(verdicts, tuple(rows), alpha, ceiling_pp, tier,
+                      tuple((cid, not_run[cid]) for cid in sort_case_ids(not_run)), history, source)
+
+
+def baseline_history(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[tuple[dict, ...], str | None]:
+    """The history to show: a baselines side's own (A's first), else the one a results side was
+    judged with (its ``baseline``), with where it comes from; empty when neither has one."""
+    for side in (a, b):
+        if isinstance(side.get("cases"), dict) and isinstance(side.get("history"), list):
+            return tuple(side["history"]), f"the baselines file ({side.get('testbed')}, {side.get('tier')})"
+    for side in (b, a):
+        baseline = side.get("baseline")
+        if isinstance(baseline, Mapping) and isinstance(baseline.get("history"), list):
+            return tuple(baseline["history"]), baseline.get("path")
+    return (), None
 
 
 def metric_rows(a: Mapping[str, Any], b: Mapping[str, Any], threshold_pp: float,

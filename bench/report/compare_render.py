@@ -28,6 +28,7 @@ from bench.report.format import (
     is_number,
     markdown_table,
 )
+from bench.report.sections_provenance import BASELINE_HISTORY, NOT_RUN, NOT_RUN_HEADERS, history_lines
 from bench.report.significance import (
     BETTER,
     DEFAULT_THRESHOLD_PP,
@@ -182,7 +183,8 @@ def summary_line(comparison: Comparison) -> str:
     return (f"**{len(comparison.verdicts)} cases compared**: {verdicts}; metrics: {worse} worse "
             f"(significant), {better} better (significant), {noise} changed within noise, {same} "
             f"unchanged; {count(lambda row: row.direction == ADDED)} added, "
-            f"{count(lambda row: row.direction == REMOVED)} removed.")
+            f"{count(lambda row: row.direction == REMOVED)} removed"
+            + (f"; {len(comparison.not_run)} not run" if comparison.not_run else "") + ".")
 
 
 def verdict_legend(comparison: Comparison) -> str:
@@ -260,6 +262,13 @@ def render_compare(comparison: Comparison, include_unchanged: bool = False,
         improvements, added, noise).
     """
     lines = [summary_line(comparison), "", "## Verdicts", "",
-             *render_verdicts(comparison, include_unchanged), "", "## Metrics", "",
-             *render_metrics(comparison, include_unchanged, threshold_pp)]
+             *render_verdicts(comparison, include_unchanged)]
+    if comparison.not_run:
+        lines += ["", NOT_RUN, "", "Cases of before that the after run did not run, with its reason; "
+                  "none is judged, and none is identical.", "",
+                  markdown_table(NOT_RUN_HEADERS[:2], [[f"`{cid}`", f"not run: {reason}"]
+                                                        for cid, reason in comparison.not_run])]
+    lines += ["", "## Metrics", "", *render_metrics(comparison, include_unchanged, threshold_pp)]
+    if comparison.history_source is not None:
+        lines += ["", BASELINE_HISTORY, "", *history_lines(comparison.history, comparison.history_source)]
     return "\n".join(lines) + "\n"

@@ -29,6 +29,12 @@ from bench.report.format import (
 )
 from bench.report.lookup import find_case, model_names, model_params, sorted_cases
 from bench.report.sections_baseline import render_against_baseline
+from bench.report.sections_provenance import (
+    earlier_mark,
+    earlier_rows_note,
+    render_baseline_history,
+    render_not_run,
+)
 from bench.report.sections_diagnostics import (
     render_environment,
     render_failures,
@@ -76,8 +82,9 @@ def render_markdown(results: Mapping[str, Any], plot_names: Mapping[str, str] | 
                 render_speed(results), render_backend_comparison(results), render_portability(results),
                 render_worst_layers(results),
                 render_lost_images(results, plot_names), render_against_baseline(results),
+                render_not_run(results), render_baseline_history(results),
                 render_failures(results), render_environment(results), render_plots(plot_names)]
-    return "\n\n".join(sections) + "\n"
+    return "\n\n".join(section for section in sections if section is not None) + "\n"
 
 
 def render_title(results: Mapping[str, Any]) -> str:
@@ -92,7 +99,12 @@ def render_title(results: Mapping[str, Any]) -> str:
                  f"{format_count(results.get('n_test'))} test images.")
     lines.append("")
     lines += testbed_lines(results)
-    lines.append(render_status_summary(results.get("cases") or []))
+    lines += earlier_rows_note(results)
+    status = render_status_summary(results.get("cases") or [])
+    not_run = len(results.get("not_run") or [])
+    if not_run:  # baseline cases of the selection that did not run: listed under "Not run"
+        status = status[:-1] + f"; {not_run} baseline {'case' if not_run == 1 else 'cases'} not run."
+    lines.append(status)
     return "\n".join(lines)
 
 
@@ -209,7 +221,8 @@ def matrix_row(case: Mapping[str, Any]) -> list[str]:
             format_size(case.get("size_bytes")), format_ratio(case.get("size_ratio")),
             format_milliseconds(case.get("latency_ms_b1")),
             format_throughput(case.get("throughput_ips")),
-            format_ratio(case.get("speedup_vs_float")), format_status(case.get("status"))]
+            format_ratio(case.get("speedup_vs_float")),
+            format_status(case.get("status")) + (f" ({earlier_mark(case)})" if earlier_mark(case) else "")]
 
 
 def format_status(status: Any) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 from bench.report.format import NOT_AVAILABLE, is_number, markdown_table
 from bench.report.lookup import sorted_cases
+from bench.report.sections_provenance import case_cell
 from bench.report.verdicts import (
     format_accuracy_change,
     format_causes,
@@ -70,10 +71,10 @@ def baseline_row(case: Mapping[str, Any], shared: Sequence[str] = ()) -> list[st
     comparison = case.get("baseline_comparison")
     if not comparison:
         # The session found no baseline entry with per-image outcomes; its failure says which.
-        return [f"`{case.get('id')}`", format_verdict(case.get("baseline_verdict")), NOT_AVAILABLE,
+        return [case_cell(case), format_verdict(case.get("baseline_verdict")), NOT_AVAILABLE,
                 NOT_AVAILABLE, NOT_AVAILABLE, format_accuracy_change(None, case.get("accuracy")),
                 "nothing recorded to compare with"]
-    return [f"`{case.get('id')}`", format_comparison_verdict(comparison),
+    return [case_cell(case), format_comparison_verdict(comparison),
             format_lost_gained(comparison), format_net_pp(comparison), format_p_value(comparison),
             format_accuracy_change(comparison.get("baseline_accuracy"), comparison.get("accuracy")),
             format_causes(case_causes(case), shared)]

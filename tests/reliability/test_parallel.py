@@ -144,7 +144,8 @@ def test_concurrent_publishers_lose_no_case(tmp_path, monkeypatch):
         case = {"id": f"{model}-{mode}-litert", "model": model, "mode": mode, "backend": "litert",
                 "status": "passed", "accuracy": 0.5 + i / 100, "size_bytes": 1000 + i,
                 "environment": environment.fingerprint_id({})}
-        document = {"schema": 2, "tier": "smoke", "dataset_sha256": "d", "environment": {},
+        # One run's workers share its id (xdist's testrunuid): their rows merge unmarked.
+        document = {"schema": 2, "tier": "smoke", "dataset_sha256": "d", "environment": {}, "run_id": "r",
                     "environments": {environment.fingerprint_id({}): {}},
                     "cases": [case], "agreement": [], "models": {}, "harness": {}, "layer_errors": {}}
         return types.SimpleNamespace(options=options, tier=SMOKE, document=lambda: document)

@@ -60,3 +60,31 @@ def test_selection_collects_exactly_the_chosen_cases():
         "test_backends_agree[cnn-float32]",
         "test_backends_agree[cnn-ptq_int8]",
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--accept", "cnn-ptq_int8-litert=why"], "--accept only applies to an update of the baselines"),
+        (["--update-baselines", "--accept", "cnn-ptq_int8-litert"], "expected CASE=REASON"),
+        (["--update-baselines", "--models", "cnn", "--accept", "vgg16-ptq_int8-litert=why"],
+         "--accept names vgg16-ptq_int8-litert, not a case of this selection"),
+        (["--publish-reports", "--reports-dir", "/tmp/x"], "cannot be combined with --reports-dir"),
+    ],
+)
+def test_accept_and_publish_reports_misuse_is_a_usage_error_before_the_run(args, says, tmp_path):
+    result = collect("--baselines-dir", str(tmp_path), *args)
+    output = result.stdout + result.stderr
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR, output
+    assert says in output and "Traceback" not in output, output
+
+
+def test_a_local_run_writes_its_reports_where_git_ignores_them():
+    from bench import plugin
+
+    assert plugin.LOCAL_REPORTS == ROOT / "reports" / "local"
+    for written in ("smoke/results.json", "smoke/REPORT.md", "full/plots/accuracy.png"):
+        ignored = subprocess.run(["git", "check-ignore", "-q", str(plugin.LOCAL_REPORTS / written)], cwd=ROOT)
+        assert ignored.returncode == 0, f"{written} under {plugin.LOCAL_REPORTS} is not ignored by git"
+    # The committed reports are not ignored: --publish-reports rewrites them on purpose.
+    assert subprocess.run(["git", "check-ignore", "-q", "reports/smoke/REPORT.md"], cwd=ROOT).returncode == 1
