@@ -132,7 +132,6 @@ class BenchRun:
 
     def skip_reason(self, model: str, mode: str, backend: str) -> str | None:
         """Why the case is not run (the mode on that backend, or the tier), or None."""
-        reason = MODES.get(mode).skip_reason(backend)
         cause = self.skip_cause(model, mode, backend)
         return cause[0] if cause else None
 
@@ -143,6 +142,7 @@ class BenchRun:
         ``capability`` (the backend says this CPU lacks what the mode needs), ``probe`` (the
         backend's start-up probe failed: a crash, not a capability the CPU declares missing).
         """
+        reason = MODES.get(mode).skip_reason(backend)
         if reason:
             return f"{mode} on {backend}: {reason}", "declared"
         reason = self.tier.skip_reason(model, mode)
@@ -314,11 +314,11 @@ class BenchRun:
             alpha=gates.per_case_alpha(self.cases_judged), ceiling_pp=self.tier.verdict_ceiling_pp,
             causes=causes,
         )
-        if gated:
-            exact = not (env_changes or definition_changed)
         if self.options.update_baselines and verdict.verdict == "regressed" and cid not in self.options.accepts:
             # Against the very file the update writes (baseline_path is the own file when updating).
             failures.append(baselines.refusal_message(cid, verdict.summary(), path))
+        if gated:
+            exact = not (env_changes or definition_changed)
             for message in (
                 gates.verdict_fails(cid, verdict),
                 gates.baseline_size_fails(cid, record["size_bytes"], entry["size_bytes"],
