@@ -23,6 +23,8 @@ def plan_line(options) -> str:
     items = [progress.PlanItem(kind, name, cached) for kind, name, cached in build.plan(cases)]
     items += [progress.PlanItem("evaluate", case_id(*case)) for case in cases]
     source = Path(options.reports_dir) / options.tier.name / "results.json"
+    if not source.is_file():  # a first local run: the committed report's timings, said to be so
+        source = Path(options.root) / "reports" / options.tier.name / "results.json"
     history, timed_on = _history(source)
     return progress.plan_line(items, history, tier=options.tier.name, source=str(source) + timed_on)
 

@@ -51,7 +51,7 @@ def test_missing_data_says_what_is_missing_and_how_to_get_it(tmp_path):
     ("content", "expected"),
     [
         ('{"schema": 1, "cases": {', ["smoke.json is not valid JSON", "nox -s update_baselines"]),
-        ('{"schema": 99, "cases": {}}', ["smoke.json has schema 99: it was written by a newer version of the harness (this version reads schemas 1 to 2)",
+        ('{"schema": 99, "cases": {}}', ["smoke.json has schema 99: it was written by a newer version of the harness (this version reads schemas 1 to 3)",
                                          "nox -s update_baselines"]),
         ('{"schema": 2}', ["smoke.json has no 'cases' object", "nox -s update_baselines"]),
     ],
@@ -77,7 +77,7 @@ def test_bad_baselines_file_under_xdist_stops_both_workers_cleanly(tmp_path):
                        "-n", "2", "--baselines-dir", str(folder), cache=tmp_path / "cache",
                        reports=tmp_path / "reports")
     output = _assert_clear(result, pytest.ExitCode.INTERRUPTED,
-                           "smoke.json has schema 99: it was written by a newer version of the harness (this version reads schemas 1 to 2)")
+                           "smoke.json has schema 99: it was written by a newer version of the harness (this version reads schemas 1 to 3)")
     assert "INTERNALERROR" not in output, output[-5000:]
     print(_message(output, "Interrupted"))
 
