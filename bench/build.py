@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import data as data_mod
-from bench import environment, metrics, train
+from bench import environment, metrics, testbeds, train
 from bench.backends import BACKENDS, EVAL_BATCH
 from bench.cache import Cache, code_hash, key_of, log
 from bench.models import MODELS
@@ -37,10 +37,14 @@ class Builder:
         tier: The tier (data sizes, recipes).
         calibration_method: ONNX Runtime's calibration method for calibrated modes.
         cache: The on-disk cache of models and artifacts.
+        testbed: The CPU class whose recipes the files follow (None: this CPU's); a VNNI host can
+            build the AVX2 recipe's files.
     """
 
-    def __init__(self, tier: Tier, calibration_method: str = "MinMax", cache: Cache | None = None) -> None:
+    def __init__(self, tier: Tier, calibration_method: str = "MinMax", cache: Cache | None = None,
+                 testbed: testbeds.Testbed | None = None) -> None:
         self.tier = tier
+        self.testbed = testbed or testbeds.current()
         self.calibration_method = calibration_method
         self.cache = cache or Cache()
         self._dataset = None
@@ -105,7 +109,19 @@ class Builder:
             payload["qat"] = self.tier.qat_hash(model)
         if spec.uses_calibration:
             payload["calibration"] = [self.tier.calibration_size, self.calibration_method]
+        if fmt := self.int8_format(mode, backend):
+            payload["int8_format"] = fmt
         return key_of(payload)
+
+    def int8_format(self, mode: str, backend: str) -> str | None:
+        """The name of the int8 format the testbed's recipe gives the file ``backend`` runs in
+        ``mode`` (None: no per-testbed format; ONNX Runtime's are chosen in its backend file)."""
+        if MODES.get(mode).artifact_backend(backend) != "onnxruntime":
+            return None
+        from bench.backends import onnxruntime
+
+        fmt = onnxruntime.int8_format(self.testbed, mode)
+        return fmt.name if fmt else None
 
     def artifact(self, model: str, mode: str, backend: str) -> Path:
         """The file of ``model`` in ``mode`` for ``backend``, converted now or taken from the cache."""
@@ -135,6 +151,7 @@ class Builder:
                 calibration=self.inputs("calib", model),
                 float_onnx=lambda: self.artifact(model, REFERENCE_MODE, "onnxruntime"),
                 calibration_method=self.calibration_method,
+                testbed=self.testbed,
             )
             exporter(ctx, folder / filename)
             seconds = time.perf_counter() - began
@@ -169,6 +186,14 @@ class Builder:
             "versions": environment.versions(),
             "code": conversion_source_hash(backend),
         })
+
+    def for_testbed(self, testbed: testbeds.Testbed) -> Builder:
+        """A builder of the same tier whose files follow ``testbed``'s recipes, sharing this one's
+        data and trained models (only files differ between testbeds' recipes)."""
+        other = Builder(self.tier, self.calibration_method, self.cache, testbed)
+        other._dataset, other._splits, other._inputs = self.dataset, self.splits, self._inputs
+        other._trained, other._qat = self._trained, self._qat
+        return other
 
     def plan(self, cases: list[tuple[str, str, str]]) -> list[tuple[str, str, bool]]:
         """What ``cases`` need built, as ``(kind, name, cached)``: kinds train, qat and convert.

@@ -98,7 +98,8 @@ class BenchRun:
     def __init__(self, options: Options, cache: Cache | None = None) -> None:
         self.options = options
         self.tier = options.tier
-        self.build = Builder(options.tier, options.calibration_method, cache)
+        self.build = Builder(options.tier, options.calibration_method, cache,
+                             testbeds.get(options.testbed_name()))
         fingerprint = environment.fingerprint(options.backends)
         self.environment = fingerprint
         self.record = RunRecord(options.tier.name, options.command, fingerprint,
@@ -251,6 +252,7 @@ class BenchRun:
             "params": int(self.build.trained(model).model.count_params()),
             "n_test": int(len(labels)),
             "recipe_hash": self.build.recipe_hash(model, mode, backend),
+            "int8_format": self.build.int8_format(mode, backend),
             "artifact_sha256": file_sha256(path),
             "eval_batch": invariance["eval_batch"],
             "batch_invariance": invariance,
@@ -409,17 +411,38 @@ class BenchRun:
                 for runtime in onnx_runtimes:
                     if runtime != maker and not self._unavailable(runtime, spec):
                         rows.append(self._try_file(model, mode, maker, runtime, own))
+                rows += self._other_recipe(model, mode, maker, own)
         self.record.add_portability(model, rows)
         return rows
+
+    def _other_recipe(self, model: str, mode: str, maker: str, own: np.ndarray) -> list[dict]:
+        """The file the other kind of testbed's recipe makes (``bench.backends.onnxruntime``:
+        the VNNI format on an AVX2 testbed, the AVX2 one on VNNI), run here by its own runtime,
+        so that what the other recipe would cost on this CPU is a fact in the table."""
+        if not self.build.int8_format(mode, maker):
+            return []
+        from bench.backends import onnxruntime as ort_backend
+
+        other_testbed = ort_backend.other_recipe_testbed(self.build.testbed)
+        if other_testbed is None:
+            return []
+        other = self.build.for_testbed(other_testbed)
+        recipe = f"{other.testbed.name} ({other.int8_format(mode, maker)})"
+        return [self._try_file(model, mode, maker, maker, own, build=other, recipe=recipe)]
 
     def _unavailable(self, backend: str, mode) -> str | None:
         unsupported = BACKENDS.get(backend).unsupported
         return unsupported(mode) if unsupported else None
 
-    def _try_file(self, model: str, mode: str, maker: str, runtime: str, own: np.ndarray) -> dict:
-        row = {"model": model, "mode": mode, "file": case_id(model, mode, maker), "runtime": runtime}
+    def _try_file(self, model: str, mode: str, maker: str, runtime: str, own: np.ndarray,
+                  build: Builder | None = None, recipe: str | None = None) -> dict:
+        """One row: ``build``'s file (default: the run's own, whose recipe is this testbed's) on ``runtime``."""
+        build = build or self.build
+        fmt = build.int8_format(mode, maker)
+        row = {"model": model, "mode": mode, "file": case_id(model, mode, maker), "runtime": runtime,
+               "recipe": recipe or build.testbed.name + (f" ({fmt})" if fmt else "")}
         try:
-            runner = BACKENDS.get(runtime).load(self.build.artifact(model, mode, maker))
+            runner = BACKENDS.get(runtime).load(build.artifact(model, mode, maker))
             # A file whose outputs depend on the batch (ORT's dynamic file) is run one image at a
             # time everywhere, as deployed; any other at the evaluation batch.
             logits = runner.predict(self.build.inputs("test", model), MODES.get(mode).eval_batch(maker))

@@ -13,10 +13,46 @@
   activation quantization applied. Exposing intermediates as graph outputs stops ORT from fusing
   those QDQ groups into integer kernels, so these numbers are those of ORT's float simulation of
   the QDQ graph (same scales, same rounding at every Q/DQ), not of its int8 kernels.
+* **Int8 formats per testbed** (:func:`int8_format`): which integer types ORT's int8 files take
+  on a CPU class. MLAS adds u8 x s8 products in pairs into saturating 16-bit sums (VPMADDUBSW)
+  where the CPU has no VNNI/AMX dot product (``Testbed.int8_saturates``); ORT's quantization docs
+  recommend ``reduce_range`` or U8U8 there. Measured (issue 19; smoke tier, 2,000 test images;
+  ``native``: AMD EPYC Zen 4, avx512-vnni; ``AVX2``: the same host under
+  ``qemu-x86_64 -cpu Haswell-v4``, testbed x86-64-v3):
+
+  | file (runtime)      | cnn native    | cnn AVX2      | mobilenet* native | mobilenet* AVX2 | vgg16 native  | vgg16** AVX2 |
+  |---------------------|---------------|---------------|-------------------|-----------------|---------------|--------------|
+  | float32 (ORT)       | 84.85         | 84.85         | 81.0              | (native float)  | 75.40         | (native)     |
+  | S8S8 PTQ            | 85.05 / 99.30 | 82.40 / 93.30 | 81.0 / 98.8       | 83.6 / 92.6     | 75.55 / 98.95 | VGG_S8S8     |
+  | U8S8 PTQ            | 85.05 / 99.30 | 82.40 / 93.30 | 81.05 / 98.70 ***| -               | 75.55 / 98.95 | -            |
+  | S8S8+reduce_range   | 85.15 / 98.60 | 85.15 / 98.60 | 81.6 / 96.6       | 81.6 / 96.6     | 75.50 / 98.75 | VGG_RR       |
+  | U8U8 PTQ            | 85.20 / 99.05 | 85.20 / 99.05 | 82.0 / 98.8       | 82.0 / 98.8     | 75.40 / 99.20 | VGG_U8U8     |
+  | QAT U8S8 (ORT)      | 84.60 / 95.15 | 82.25 / 90.05 | 81.6 / 90.6       | 81.8 / 86.6     | -             | -            |
+  | QAT U8U8 (ORT)      | 84.60 / 95.15 | 84.60 / 95.15 | 81.6 / 90.6       | 81.6 / 90.6     | -             | -            |
+  | NNCF PTQ (OpenVINO) | 85.05 / 98.45 | 84.60 / 98.30 | 81.2 / 98.2       | 81.2 / 98.2     | 75.25 / 99.05 | VGG_NNCF     |
+  | QAT U8S8 (OpenVINO) | 84.70 / 95.15 | 84.65 / 95.10 | 81.2 / 90.2       | OV_QAT8         | -             | -            |
+  | QAT U8U8 (OpenVINO) | 84.80 / 95.15 | 84.70 / 95.15 | 81.2 / 90.2       | OV_QATU         | -             | -            |
+
+  Accuracy % / top-1 agreement % with float32 on the same CPU (2,000 images; ``*``: the first
+  500, ``**``: the first 256, the emulator being ~17x slower; there float32 is the native run's;
+  ``***``: all 2,000; vgg16's QAT model was not trained yet when measured). Every format is
+  exact on VNNI; under AVX2 kernels S8S8 and U8S8 (identical predictions) and the QAT U8S8 file
+  move 6-10 % of the predictions (cnn: 2.45 and 2.60 pp lost) while U8U8 gives the native run's
+  predictions to the image and reduce_range nearly so, with lower agreement (7-bit weights).
+  U8U8 also agrees best with float32 natively, so PTQ takes U8U8 there (the guide's full cnn on a
+  Zen 3: U8U8 92.22 %, reduce_range 92.08 %, float 92.11 %). NNCF's file (its first layer on
+  7 bits) holds on AVX2. Measured with ``/tmp``-written files of ORT's ``quantize_static``
+  (MinMax, the tier's 200 calibration images) evaluated at batch 256 by
+  ``python evaluate.py`` and ``qemu-x86_64 -cpu Haswell-v4 python evaluate.py``.
+
+  A testbed with exact int32 sums keeps the formats it always had (S8S8 PTQ, U8S8 QAT), so its
+  files stay byte-identical; a saturating one takes PTQ_SATURATING and, for QAT, U8U8: the weights
+  keep the trained grid (codes + 128, zero point 128), where ``reduce_range`` would halve it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -25,14 +61,76 @@ from bench.backends import BACKENDS, EVAL_BATCH, Backend, predict_batched
 from bench.errors import ArtifactError, first_line
 from bench.inspect_artifacts import StoredWeight, output_axis
 from bench.layer_error import LayerErrors, error_row
+from bench.testbeds import Testbed
 
 # Weight layout of each weight-carrying op, as the transpose from a Keras kernel with output
 # channels last: Conv OIHW (depthwise [C*M, 1, H, W]), MatMul (in, out). Gemm's depends on its
 # transB (_layout).
 WEIGHT_OPS = {"Conv": (3, 2, 0, 1), "ConvInteger": (3, 2, 0, 1), "MatMul": (0, 1),
               "MatMulInteger": (0, 1), "Gemm": (0, 1)}
+# Dtypes of stored 8-bit weight codes: int8, or uint8 in the U8U8 format (see int8_format).
+_INT8_CODES = (np.int8, np.uint8)
 # Ops that only reshape: a BatchNormalization behind them still normalizes the op's output.
 _SHAPE_OPS = {"Reshape", "Identity", "Squeeze", "Unsqueeze", "Transpose", "Flatten"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Int8Format:
+    """The integer types of an ORT int8 file, named as ORT's docs do (activations, then weights).
+
+    Attributes:
+        name: ``S8S8``, ``U8S8``, ``U8U8``, ``S8S8+reduce_range``: recorded per case as
+            ``int8_format`` and part of the case's recipe hash.
+        activation_type: ``"int8"`` or ``"uint8"``.
+        weight_type: ``"int8"`` or ``"uint8"``.
+        reduce_range: Weights on 7 bits, so that two u8 x s8 products fit a 16-bit sum.
+    """
+
+    name: str
+    activation_type: str
+    weight_type: str
+    reduce_range: bool = False
+
+    def quant_types(self):
+        """``(activation, weight)`` as ``onnxruntime.quantization.QuantType`` members."""
+        from onnxruntime.quantization import QuantType
+
+        types = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
+        return types[self.activation_type], types[self.weight_type]
+
+
+INT8_FORMATS = {f.name: f for f in (
+    Int8Format("S8S8", "int8", "int8"),
+    Int8Format("S8S8+reduce_range", "int8", "int8", reduce_range=True),
+    Int8Format("U8S8", "uint8", "int8"),
+    Int8Format("U8U8", "uint8", "uint8"),
+)}
+# The format of ORT's file per mode, by whether the testbed's int8 sums saturate (see the module
+# docstring's table). Exact sums: S8S8 for PTQ (signed activations avoid the U8S8 saturation of
+# AVX-512 VNNI kernels), U8S8 for QAT (tf2onnx writes uint8 activations, the weights are stored
+# int8). Saturating sums: PTQ_SATURATING, chosen from the table; QAT U8U8.
+PTQ_SATURATING = "U8U8"
+INT8_RECIPES: dict[str, dict[bool, str]] = {
+    "ptq_int8": {False: "S8S8", True: PTQ_SATURATING},
+    "qat_int8": {False: "U8S8", True: "U8U8"},
+}
+
+
+def int8_format(testbed: Testbed, mode: str) -> Int8Format | None:
+    """The format ORT's ``mode`` file takes on ``testbed`` (None: the mode has no int8 recipe)."""
+    names = INT8_RECIPES.get(mode)
+    return INT8_FORMATS[names[testbed.int8_saturates]] if names else None
+
+
+def other_recipe_testbed(testbed: Testbed) -> Testbed | None:
+    """The testbed whose int8 sums differ from ``testbed``'s, nearest first (``Testbed.nearest``,
+    then the table's order), on the same machine kind (None: there is none, as on arm64): its
+    recipe makes the "other" file that the portability table runs."""
+    from bench import testbeds
+
+    candidates = [testbeds.get(name) for name in testbed.nearest] + list(testbeds.TESTBEDS)
+    return next((t for t in candidates if t.int8_saturates != testbed.int8_saturates
+                and set(t.machine) == set(testbed.machine)), None)
 
 
 class OrtRunner:
@@ -105,8 +203,8 @@ def _per_axis(scales: np.ndarray, zero_points: np.ndarray, axis: int, shape: tup
 def _dequantized(producer, initializers: dict) -> tuple | str:
     """(codes, scales, zero points, axis) of a DequantizeLinear, or why they are unreadable."""
     codes = initializers.get(producer.input[0])
-    if codes is None or codes.dtype != np.int8:
-        return f"DequantizeLinear {producer.name} does not read an int8 initializer"
+    if codes is None or codes.dtype not in _INT8_CODES:
+        return f"DequantizeLinear {producer.name} does not read an int8 or uint8 initializer"
     scales = initializers[producer.input[1]].astype(np.float32)
     zero_points = (initializers[producer.input[2]] if len(producer.input) > 2 and producer.input[2]
                    else np.zeros(scales.shape, np.int8)).astype(np.int64)
@@ -174,7 +272,7 @@ def stored_weights(path: Path) -> list[StoredWeight]:
         from_keras = _layout(node)
         channel_axis = output_axis(from_keras)
         weight, producer = node.input[1], producers.get(node.input[1])
-        if weight in initializers and initializers[weight].dtype != np.int8:
+        if weight in initializers and initializers[weight].dtype not in _INT8_CODES:
             found.append(StoredWeight(weight, node.op_type, initializers[weight], None, None, None, channel_axis,
                                       from_keras=from_keras))
             continue

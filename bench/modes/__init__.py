@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import testbeds
 from bench.registry import Registry
 
 
@@ -29,6 +30,9 @@ class ExportContext:
         calibration: Calibration images, model input (float32), from the training split.
         float_onnx: Returns the path of the float32 ONNX export (converted on first call).
         calibration_method: ONNX Runtime calibration method (MinMax, Entropy, Percentile).
+        testbed: The CPU class whose recipe the files follow (e.g. ONNX Runtime's int8 format,
+            ``bench.backends.onnxruntime.int8_format``); this CPU's unless a build asks for
+            another's (a VNNI host building the AVX2 recipe's files).
     """
 
     model_name: str
@@ -38,6 +42,7 @@ class ExportContext:
     calibration: np.ndarray
     float_onnx: Callable[[], Path]
     calibration_method: str = "MinMax"
+    testbed: testbeds.Testbed = dataclasses.field(default_factory=testbeds.current)
 
 
 Exporter = Callable[[ExportContext, Path], None]

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bench import atomic
 from bench.errors import ArtifactError, first_line
 from bench.modes import _onnx_names
+
+if TYPE_CHECKING:
+    from bench.backends.onnxruntime import Int8Format
 
 # tf2onnx's opset: 17 is the oldest the harness accepts (per-axis QDQ and the ops of all three
 # models are stable there); ORT 1.32 runs it natively.
@@ -62,8 +66,13 @@ def _input_name(path: Path) -> str:
     return onnx.load(str(path), load_external_data=False).graph.input[0].name
 
 
-def quantize_static(float_onnx: Path, path: Path, images: np.ndarray, method: str, what: str) -> None:
-    """Static QDQ quantization, S8S8, per-channel weights, calibrated on ``images``.
+def quantize_static(float_onnx: Path, path: Path, images: np.ndarray, method: str, what: str,
+                    fmt: Int8Format) -> None:
+    """Static QDQ quantization in format ``fmt``, per-channel weights, calibrated on ``images``.
+
+    ``fmt`` (``bench.backends.onnxruntime.int8_format``) gives the activation and weight types
+    and ``reduce_range``; ORT's defaults do the rest (symmetric int8 weights, asymmetric uint8
+    weights, as its docs describe).
 
     Raises:
         ArtifactError: Unknown calibration method, or ONNX Runtime's quantizer failed.
@@ -83,12 +92,14 @@ def quantize_static(float_onnx: Path, path: Path, images: np.ndarray, method: st
             quant_pre_process(str(named), str(prepared), skip_symbolic_shape=True)
             # Straight into ``path``: exporters write into the cache's staging folder, which only
             # becomes the entry once everything in it is complete.
+            activation_type, weight_type = fmt.quant_types()
             q.quantize_static(
                 str(prepared), str(path), _Reader(_input_name(prepared), images),
                 quant_format=q.QuantFormat.QDQ,
-                activation_type=q.QuantType.QInt8,
-                weight_type=q.QuantType.QInt8,
+                activation_type=activation_type,
+                weight_type=weight_type,
                 per_channel=True,
+                reduce_range=fmt.reduce_range,
                 calibrate_method=getattr(q.CalibrationMethod, method),
                 calibration_providers=["CPUExecutionProvider"],
             )
@@ -113,6 +124,8 @@ def quantize_dynamic(float_onnx: Path, path: Path, what: str) -> None:
 # called "on" it: float32 rounding of w = q * scale leaves ~1e-5 steps (measured: 2e-5 at most on
 # the smoke cnn); an unquantized weight sits anywhere, typically 0.25 steps away.
 GRID_TOLERANCE_STEPS = 1e-3
+# Stored dtype of a symmetric weight code in [-127, 127] and the zero point that keeps its value.
+_WEIGHT_STORAGE = {"int8": (np.int8, 0), "uint8": (np.uint8, 128)}
 # Weight input of each op and the axis of its output channels.
 _WEIGHT_AXIS = {"Conv": 0, "MatMul": 1}
 
@@ -333,14 +346,17 @@ def _drop_unused_initializers(graph) -> None:
         graph.initializer.remove(init)
 
 
-def store_weights_as_int8(path: Path, what: str) -> int:
-    """Rewrites a QAT export so that its fake-quantized weights are stored as int8.
+def store_weights_as_int8(path: Path, what: str, weight_type: str = "int8") -> int:
+    """Rewrites a QAT export so that its fake-quantized weights are stored as int8 (or uint8).
 
     tf2onnx folds each weight's FakeQuant node into a float32 constant: the values already lie on
     the int8 grid, but the file holds four bytes each, and ONNX Runtime sees a float Conv. Each
     such weight becomes an int8 initializer with its scales and a DequantizeLinear node, the QDQ
     form ORT fuses into integer kernels. The values do not change (checked: every weight must lie
     within GRID_TOLERANCE_STEPS of the grid, else ArtifactError).
+
+    ``weight_type="uint8"`` (the U8U8 format, for CPUs whose int8 sums saturate) stores the same
+    grid as codes + 128 with zero point 128: the dequantized weights are the same values.
 
     Returns:
         How many weights were rewritten.
@@ -368,12 +384,13 @@ def store_weights_as_int8(path: Path, what: str) -> int:
             )
         scale, along = found
         shaped = scale if along is None else np.expand_dims(scale, tuple(i for i in range(weight.ndim) if i != along))
-        q = np.clip(np.rint(weight.astype(np.float64) / shaped), -127, 127).astype(np.int8)
+        q = np.clip(np.rint(weight.astype(np.float64) / shaped), -127, 127)
+        dtype, zero = _WEIGHT_STORAGE[weight_type]
         graph.initializer.remove(initializers[name])
         graph.initializer.extend([
-            numpy_helper.from_array(q, f"{name}_int8"),
+            numpy_helper.from_array((q + zero).astype(dtype), f"{name}_int8"),
             numpy_helper.from_array(scale, f"{name}_scale"),
-            numpy_helper.from_array(np.zeros(scale.shape, np.int8), f"{name}_zero_point"),
+            numpy_helper.from_array(np.full(scale.shape, zero, dtype), f"{name}_zero_point"),
         ])
         attrs = {} if along is None else {"axis": along}
         new_nodes.append(helper.make_node(

@@ -1,9 +1,11 @@
 """``ptq_int8``: full-integer post-training quantization, per-channel weights, calibrated.
 
 LiteRT: int8 kernels throughout with int8 input and output, activation ranges from the tier's
-calibration images (training split only). ONNX Runtime: static QDQ, S8S8 (signed activations and
-weights, which avoids the U8S8 saturation of AVX-512 VNNI kernels), per-channel weights, calibrated
-on the same images with the chosen method. OpenVINO: NNCF's post-training quantization of the same
+calibration images (training split only). ONNX Runtime: static QDQ in the format the testbed's
+recipe gives (``bench.backends.onnxruntime.int8_format``: S8S8 where int8 sums are exact, which
+avoids the U8S8 saturation of AVX-512 VNNI kernels; U8U8 where AVX2 kernels sum in saturating
+16-bit pairs; the measurement behind the choice is in that module), per-channel weights,
+calibrated on the same images with the chosen method. OpenVINO: NNCF's post-training quantization of the same
 float ONNX file on the same images (``_nncf.quantize``, unsigned activations), not ORT's file:
 OpenVINO's CPU plugin compiles ORT's signed activations on an AMD EPYC with AVX512-VNNI (the
 smoke files give ORT's predictions to the image there) but not on a Xeon with AMX ("No suitable
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.backends import onnxruntime as ort_backend
 from bench.modes import (
     INT8_DEFAULT_SIZE_FLOOR,
     INT8_SIZE_FLOOR,
@@ -36,7 +39,8 @@ def to_tflite(ctx: ExportContext, path: Path) -> None:
 
 def to_onnx(ctx: ExportContext, path: Path) -> None:
     _onnx.quantize_static(
-        ctx.float_onnx(), path, ctx.calibration, ctx.calibration_method, f"{ctx.model_name} ptq_int8"
+        ctx.float_onnx(), path, ctx.calibration, ctx.calibration_method, f"{ctx.model_name} ptq_int8",
+        ort_backend.int8_format(ctx.testbed, "ptq_int8"),
     )
     _onnx.package(path)
 

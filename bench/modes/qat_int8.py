@@ -7,13 +7,16 @@ int8 model's ranges, so no calibration set is involved.
 
 Backends: ``litert`` runs the converted integer-only model; ``onnxruntime`` the tf2onnx export, in which activation fake-quant nodes become
 QuantizeLinear/DequantizeLinear pairs and the (already int8-grid) weights are stored as int8
-with DequantizeLinear nodes (see ``_onnx.store_weights_as_int8``).
+with DequantizeLinear nodes (see ``_onnx.store_weights_as_int8``): U8S8, or U8U8 (the same
+grid stored as uint8) on a testbed whose int8 sums saturate
+(``bench.backends.onnxruntime.int8_format``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from bench.backends import onnxruntime as ort_backend
 from bench.modes import (
     INT8_DEFAULT_SIZE_FLOOR,
     INT8_SIZE_FLOOR,
@@ -35,7 +38,8 @@ def to_tflite(ctx: ExportContext, path: Path) -> None:
 
 def to_onnx(ctx: ExportContext, path: Path) -> None:
     _onnx.export_keras(ctx.qat_model(), ctx.input_shape, path, f"{ctx.model_name} qat_int8")
-    _onnx.store_weights_as_int8(path, f"{ctx.model_name} qat_int8")
+    fmt = ort_backend.int8_format(ctx.testbed, "qat_int8")
+    _onnx.store_weights_as_int8(path, f"{ctx.model_name} qat_int8", weight_type=fmt.weight_type)
     _onnx.package(path)
 
 

@@ -216,6 +216,8 @@ MATRIX_HEADERS = ("model", "mode", "backend", "accuracy %", "drop pp [95 % CI]",
 def matrix_row(case: Mapping[str, Any]) -> list[str]:
     """One case of the full matrix."""
     model, mode, backend = case_parts(case)
+    if case.get("int8_format"):  # the testbed's int8 format of the file (bench.backends.onnxruntime)
+        backend = f"{backend} ({case['int8_format']})"
     return [model, mode, backend, format_percent(case.get("accuracy")),
             format_drop_with_interval(case.get("accuracy_drop_pp"), case.get("drop_ci95_pp")),
             format_size(case.get("size_bytes")), format_ratio(case.get("size_ratio")),

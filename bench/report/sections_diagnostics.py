@@ -175,8 +175,8 @@ def render_plots(plot_names: Mapping[str, str] | None) -> str:
 
 
 
-PORTABILITY_HEADERS = ("file (model-mode-made by)", "runs on", "runs", "accuracy %", "file's own accuracy %",
-                       "top-1 agreement %", "runtime's error")
+PORTABILITY_HEADERS = ("file (model-mode-made by)", "recipe (testbed, int8 format)", "runs on", "runs",
+                       "accuracy %", "file's own accuracy %", "top-1 agreement %", "runtime's error")
 
 
 def render_portability(results: Mapping[str, Any]) -> str:
@@ -185,7 +185,8 @@ def render_portability(results: Mapping[str, Any]) -> str:
     title = "## Which quantized file runs where"
     if not rows:
         return f"{title}\n\nNo int8 ONNX file was tried on another runtime in this run (it needs two ONNX runtimes selected)."
-    table = [[str(row.get("file")), str(row.get("runtime")), "yes" if row.get("runs") else "no",
+    table = [[str(row.get("file")), str(row.get("recipe") or NOT_AVAILABLE), str(row.get("runtime")),
+              "yes" if row.get("runs") else "no",
               _percent(row.get("accuracy")), _percent(row.get("file_accuracy")),
               _percent(row.get("top1_agreement")), str(row.get("error") or "")]
              for row in rows]
@@ -193,7 +194,10 @@ def render_portability(results: Mapping[str, Any]) -> str:
         title, "",
         "Every int8 ONNX file the run made, loaded by every other selected runtime that reads ONNX and "
         "run on the same test images: its accuracy there, against the file's accuracy on the runtime that "
-        "made it, and the share of images both give the same class; or the runtime's one-line error.",
+        "made it, and the share of images both give the same class; or the runtime's one-line error. "
+        "Each ONNX Runtime int8 file is also made by the other kind of testbed's recipe (the format "
+        "chosen where int8 sums saturate, or where they are exact) and run here by ONNX Runtime: what "
+        "that recipe's file loses or keeps on this CPU.",
         "", markdown_table(PORTABILITY_HEADERS, table),
     ])
 
