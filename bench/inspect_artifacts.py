@@ -70,7 +70,8 @@ class StoredWeight:
 
     @property
     def quantized(self) -> bool:
-        return self.values.dtype == np.int8
+        """Whether it holds 8-bit codes: int8, or uint8 (ONNX Runtime's U8U8 format)."""
+        return self.values.dtype in (np.int8, np.uint8)
 
 
 @dataclasses.dataclass

@@ -8,6 +8,9 @@
   ``gates.FINAL_LOGITS_SNR_FLOOR_DB``.
 * ``test_weight_checks_have_teeth``: the checks report real weights with a perturbed scale or
   shifted codes, so a passing run means something.
+* ``test_other_recipes_onnx_weights_match_reference_math``: the ORT int8 files the *other*
+  testbed class makes (U8U8 on a VNNI host, S8S8/U8S8 on an AVX2 one) pass the same checks, and
+  fail them with a perturbed scale: both recipes are held to the math on every host.
 """
 
 from __future__ import annotations
@@ -133,3 +136,30 @@ def test_weight_checks_have_teeth(model_backend, bench_run):
     first[0] += 2 if first[0] < 0 else -2  # stays inside [-127, 127]
     messages = weight_checks.check_weights(_with_weight(inspection, index, values=jumped), rule).messages
     assert any("by more than one" in m for m in messages), messages
+
+
+@pytest.mark.parametrize("mode", ["ptq_int8", "qat_int8"])
+def test_other_recipes_onnx_weights_match_reference_math(mode, bench_run):
+    """The other testbed class's ORT files: their weights pass the checks, a wrong scale fails."""
+    from bench import testbeds
+    from bench.backends import onnxruntime as ort
+
+    model, backend = "cnn", "onnxruntime"
+    if model not in bench_run.options.models:
+        pytest.skip("the cnn is not selected")
+    _skip_unless_int8_weights(bench_run, model, mode, backend, ("stored_weights", "rounding"))
+    other = ort.other_recipe_testbed(testbeds.get(bench_run.testbed))
+    if other is None:
+        pytest.skip(f"no testbed of another int8 class on {bench_run.testbed}'s machine kind")
+    build = bench_run.build.for_testbed(other)
+    rule = BACKENDS.get(backend).rounding
+    inspection = inspect_artifacts.inspect(build, model, mode, backend)
+    fmt = ort.int8_format(other, mode).name
+    report = weight_checks.check_weights(inspection, rule, per_channel_required=mode == "ptq_int8")
+    print(f"{model}-{mode}-{backend} as {other.name} ({fmt}): {report.summary()}")
+    assert not report.messages, f"{other.name} ({fmt}): " + "\n".join(report.messages)
+    index = int(np.argmax([w.values.size for w in inspection.weights]))
+    weight = inspection.weights[index]
+    bigger = np.asarray(weight.scales * np.float32(1 + 1 / 127), dtype=np.float32)
+    messages = weight_checks.check_weights(_with_weight(inspection, index, scales=bigger), rule).messages
+    assert any("more than half a step" in m for m in messages), messages
