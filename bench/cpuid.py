@@ -59,7 +59,7 @@ class _Cpuid:
     def __call__(self, leaf: int, subleaf: int = 0) -> dict[str, int]:
         out = (ctypes.c_uint32 * 4)()
         self._call(leaf, subleaf, out)
-        return dict(zip(_REGISTERS, out))
+        return dict(zip(_REGISTERS, out, strict=True))
 
 
 def _signature(eax: int) -> str:

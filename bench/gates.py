@@ -17,6 +17,7 @@ from bench import metrics
 from bench.modes import REFERENCE_MODE, Mode
 from bench.tiers import Tier
 
+
 def drop_fails(case_id: str, drop_pp: float, ci95_pp: tuple[float, float], budget_pp: float,
                float_acc: float, acc: float) -> str | None:
     """Fails when the accuracy drop against float exceeds the mode's budget."""

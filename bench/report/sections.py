@@ -29,12 +29,6 @@ from bench.report.format import (
 )
 from bench.report.lookup import find_case, model_names, model_params, sorted_cases
 from bench.report.sections_baseline import render_against_baseline
-from bench.report.sections_provenance import (
-    earlier_mark,
-    earlier_rows_note,
-    render_baseline_history,
-    render_not_run,
-)
 from bench.report.sections_diagnostics import (
     render_environment,
     render_failures,
@@ -42,6 +36,12 @@ from bench.report.sections_diagnostics import (
     render_plots,
     render_portability,
     render_worst_layers,
+)
+from bench.report.sections_provenance import (
+    earlier_mark,
+    earlier_rows_note,
+    render_baseline_history,
+    render_not_run,
 )
 from bench.results import case_parts, mode_order_key, model_order_key, order_key
 
