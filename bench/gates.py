@@ -308,7 +308,8 @@ def agreement_fails(label: str, mode: Mode, pairs: list[dict], reference: bool) 
     problems = []
     for pair in pairs:
         names = "/".join(pair["backends"])
-        floor = mode.pair_agreement_floor(*pair["backends"])
+        # The run may have lowered it for a recipe on another weight grid (BenchRun._pair_floor).
+        floor = pair["floor"] if "floor" in pair else mode.pair_agreement_floor(*pair["backends"])
         if floor is not None and pair["top1_agreement"] < floor:
             problems.append(f"{label} {names}: top-1 agreement {100 * pair['top1_agreement']:.2f} % "
                             f"below {100 * floor:.1f} %")

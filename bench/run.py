@@ -331,6 +331,15 @@ class BenchRun:
                     failures.append(message)
         return {"baseline_verdict": verdict.verdict, "baseline_comparison": verdict.as_dict()}
 
+    def _pair_floor(self, mode: str, a: str, b: str) -> float | None:
+        """The mode's agreement floor for the pair, lowered where a backend's recipe on this
+        testbed puts the weights on another grid (``Backend.agreement_floor``)."""
+        floor = MODES.get(mode).pair_agreement_floor(a, b)
+        testbed = testbeds.get(self.testbed)
+        declared = [f(testbed, mode) for f in (BACKENDS.get(a).agreement_floor, BACKENDS.get(b).agreement_floor) if f]
+        lower = [x for x in declared if x is not None]
+        return min([floor, *lower]) if floor is not None and lower else floor
+
     def agreement(self, model: str, mode: str) -> dict | None:
         """Top-1 agreement and largest logit difference between every pair of backends, gated.
 
@@ -349,6 +358,7 @@ class BenchRun:
                 "backends": [a, b],
                 "top1_agreement": metrics.agreement(la, lb),
                 "max_abs_logit_diff": metrics.max_abs_diff(la, lb),
+                "floor": self._pair_floor(mode, a, b),
             })
         record = {
             "model": model,

@@ -59,6 +59,9 @@ class Backend:
             answer is a skip naming the cause (None: no such check).
         facts: ``facts() -> dict``: what the runtime reports about this machine (e.g. its CPU
             plugin's capabilities), recorded in the environment fingerprint (None: nothing).
+        agreement_floor: ``agreement_floor(testbed, mode) -> float | None``: a lower top-1
+            agreement floor between this backend's file and the others' where its recipe on
+            that testbed puts the weights on another grid than theirs (None: the mode's floors).
     """
 
     name: str
@@ -74,6 +77,7 @@ class Backend:
     rounding: str | None = None
     unsupported: Callable | None = None
     facts: Callable | None = None
+    agreement_floor: Callable | None = None
 
     def capabilities(self) -> list[str]:
         """The names of what it can do beyond load and predict, for reports."""

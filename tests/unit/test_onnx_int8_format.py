@@ -138,3 +138,22 @@ def test_stored_weights_reads_uint8_codes(tmp_path):
     [found] = ort_backend.stored_weights(tmp_path / "m.onnx")
     assert found.unreadable is None and found.values.dtype == np.uint8
     assert np.all(found.zero_points == 128)
+
+
+def test_only_the_u8u8_ptq_file_lowers_the_agreement_floor():
+    """U8U8 PTQ puts weights on another grid than LiteRT's (measured 98.25 % agreement on the
+    smoke mobilenet): its floor is the backend's; every other recipe keeps the mode's."""
+    from bench import gates, testbeds
+    from bench.backends import onnxruntime as ort
+    from bench.modes import MODES
+
+    avx2, vnni = testbeds.get("x86-64-v3"), testbeds.get("avx512-vnni")
+    assert ort.agreement_floor(avx2, "ptq_int8") == 0.97
+    assert ort.agreement_floor(avx2, "qat_int8") is None
+    assert ort.agreement_floor(vnni, "ptq_int8") is None
+    mode = MODES.get("ptq_int8")
+    pair = {"backends": ["litert", "onnxruntime"], "top1_agreement": 0.9825, "max_abs_logit_diff": 1.0}
+    assert gates.agreement_fails("mobilenet-ptq_int8", mode, [pair], reference=False)  # the mode's 0.99
+    assert not gates.agreement_fails("mobilenet-ptq_int8", mode, [{**pair, "floor": 0.97}], reference=False)
+    assert gates.agreement_fails("mobilenet-ptq_int8", mode, [{**pair, "floor": 0.97, "top1_agreement": 0.5}],
+                                 reference=False)
