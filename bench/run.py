@@ -257,6 +257,7 @@ class BenchRun:
             "eval_batch": invariance["eval_batch"],
             "batch_invariance": invariance,
             "correct_bits": evidence.pack(correct),
+            "predictions": evidence.pack_predictions(evidence.predictions(logits)),
             "environment": self.record.environment_id,
         }
         failures = gates.case_gates(self.tier, MODES.get(mode), record)

@@ -93,3 +93,22 @@ def test_evidence_error_is_a_value_error():
 def test_correct_compares_the_top1_prediction_with_the_label():
     logits = np.array([[0.1, 0.9], [0.8, 0.2], [0.4, 0.6]])
     assert evidence.correct(logits, np.array([1, 1, 1])).tolist() == [True, False, True]
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 7, 2000])
+def test_predictions_round_trip(n):
+    predicted = np.random.default_rng(n).integers(0, 10, n)
+    encoded = evidence.pack_predictions(predicted)
+    assert len(base64.b64decode(encoded)) == (n + 1) // 2
+    np.testing.assert_array_equal(evidence.unpack_predictions(encoded, n), predicted)
+
+
+def test_predictions_refuse_records_of_another_length_or_padding():
+    encoded = evidence.pack_predictions(np.array([3, 9, 1]))
+    with pytest.raises(evidence.EvidenceError, match="need"):
+        evidence.unpack_predictions(encoded, 5)
+    odd_tail = base64.b64encode(bytes([0x39, 0x17])).decode()  # a class where padding must be 0
+    with pytest.raises(evidence.EvidenceError, match="past image 3"):
+        evidence.unpack_predictions(odd_tail, 3)
+    with pytest.raises(ValueError, match="4 bits"):
+        evidence.pack_predictions(np.array([16]))
