@@ -2,9 +2,10 @@
 
 Location: ``$QUANTBENCH_CACHE`` if set, else ``$XDG_CACHE_HOME/quantbench``, else
 ``~/.cache/quantbench``. An entry is a folder named ``<label>-<key>`` holding its files and a
-``meta.json`` with the sha256 of each file. Entries are built in a staging folder and renamed into
-place (never half-written), under a lock (built once when workers run in parallel), and verified by
-hash when read: a corrupt entry is reported, discarded and rebuilt, not trusted.
+``meta.json`` with the sha256 of each file and where the entry was built (``built_on``: testbed,
+CPU model, UTC time; metadata, never part of a key). Entries are built in a staging folder and
+renamed into place (never half-written), under a lock (built once when workers run in parallel), and
+verified by hash when read: a corrupt entry is reported, discarded and rebuilt, not trusted.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -108,6 +110,46 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def built_here() -> dict:
+    """Where and when an entry is being built: this CPU's testbed and model, and the UTC time.
+
+    Weights trained on two testbeds differ (float kernels round differently), so a report says
+    where cached weights came from. Never part of a key: the same inputs make the same entry.
+    """
+    from bench import environment
+
+    try:
+        cpu = environment.cpu()
+        testbed, model = cpu.get("testbed"), cpu.get("model")
+    except ValueError:  # a machine no testbed row matches: the entry is still worth keeping
+        testbed, model = None, None
+    return {"testbed": testbed, "cpu": model,
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def describe_origin(meta: dict) -> str:
+    """Where a model entry's weights came from, in words, from its meta.json.
+
+    ``weights_from`` (written by :mod:`bench.bundle`'s import) names the bundle and where it was
+    trained; ``built_on`` where the entry itself was built; older entries record neither.
+    """
+    source = meta.get("weights_from")
+    if isinstance(source, dict) and source.get("bundle"):
+        where = source.get("built_on")
+        trained = (f"trained on {_where(where)}" if isinstance(where, dict) and where.get("testbed")
+                   else "where it was trained is not recorded")
+        return f"bundle {str(source['bundle'])[:12]} ({trained})"
+    built = meta.get("built_on")
+    if isinstance(built, dict) and built.get("testbed"):
+        date = str(built.get("date") or "")[:10]
+        return f"cache, trained on {_where(built)}" + (f" {date}" if date else "")
+    return "cache (where it was trained is not recorded)"
+
+
+def _where(built: dict) -> str:
+    return f"{built['testbed']} ({built['cpu']})" if built.get("cpu") else str(built["testbed"])
+
+
 def log(message: str) -> None:
     """Shows a progress line live, on the terminal or stderr (see :func:`bench.progress.emit`)."""
     progress.emit(message)
@@ -143,6 +185,14 @@ class Cache:
     def read_meta(self, entry: Path) -> dict:
         return json.loads((entry / META).read_text())
 
+    def weights_source(self, kind: str, label: str, key: str) -> str:
+        """Where the weights of an entry came from (:func:`describe_origin`); "cache" when its
+        meta.json cannot be read."""
+        try:
+            return describe_origin(self.read_meta(self.entry_dir(kind, label, key)))
+        except (OSError, json.JSONDecodeError):
+            return "cache"
+
     def get_or_build(
         self,
         kind: str,
@@ -169,10 +219,26 @@ class Cache:
                     return entry, True
                 log(f"[cache] discarding corrupt entry {entry}: {problem}; rebuilding it")
                 shutil.rmtree(entry)
-            with atomic.staging_dir(entry) as staging:
-                extra = build(staging)
-                files = {
-                    p.name: file_sha256(p) for p in sorted(staging.iterdir()) if p.name != META
-                }
-                atomic.write_json(staging / META, {"key": key, "label": label, "files": files, **extra})
+            self._build(entry, label, key, build)
             return entry, False
+
+    def replace(self, kind: str, label: str, key: str, build: Callable[[Path], dict]) -> Path:
+        """Builds an entry even if one exists, and puts it in place of the old one.
+
+        Only for a caller that was told to replace (``bench.bundle import --replace``): the
+        harness itself never overwrites an entry that verifies.
+        """
+        entry = self.entry_dir(kind, label, key)
+        with atomic.file_lock(entry.with_name(entry.name + ".lock")):
+            self._build(entry, label, key, build)
+        return entry
+
+    @staticmethod
+    def _build(entry: Path, label: str, key: str, build: Callable[[Path], dict]) -> None:
+        with atomic.staging_dir(entry) as staging:
+            extra = build(staging)
+            files = {
+                p.name: file_sha256(p) for p in sorted(staging.iterdir()) if p.name != META
+            }
+            meta = {"key": key, "label": label, "files": files, **extra, "built_on": built_here()}
+            atomic.write_json(staging / META, meta)

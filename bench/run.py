@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import baseline as baselines
-from bench import environment, evidence, gates, metrics, results, testbeds
+from bench import environment, evidence, gates, metrics, provenance, results, testbeds
 from bench.backends import BACKENDS
 from bench.build import Builder
 from bench.cache import Cache, file_sha256, log
@@ -87,6 +87,17 @@ def declared_cases(options: Options) -> list[tuple[str, str, str]]:
     ]
 
 
+def pair_floor(testbed: str, mode: str, a: str, b: str) -> float | None:
+    """The mode's agreement floor for backends ``a`` and ``b``, lowered where a backend's recipe on
+    ``testbed`` puts the weights on another grid (``Backend.agreement_floor``). Also used by the
+    merge of shards (bench.merge), which computes agreement from their predictions."""
+    floor = MODES.get(mode).pair_agreement_floor(a, b)
+    declared = [f(testbeds.get(testbed), mode)
+                for f in (BACKENDS.get(a).agreement_floor, BACKENDS.get(b).agreement_floor) if f]
+    lower = [x for x in declared if x is not None]
+    return min([floor, *lower]) if floor is not None and lower else floor
+
+
 class BenchRun:
     """One run; see the module docstring.
 
@@ -100,6 +111,7 @@ class BenchRun:
         self.tier = options.tier
         self.build = Builder(options.tier, options.calibration_method, cache,
                              testbeds.get(options.testbed_name()))
+        self.weights = provenance.WeightsRecord(self.build)
         fingerprint = environment.fingerprint(options.backends)
         self.environment = fingerprint
         self.record = RunRecord(options.tier.name, options.command, fingerprint,
@@ -333,13 +345,7 @@ class BenchRun:
         return {"baseline_verdict": verdict.verdict, "baseline_comparison": verdict.as_dict()}
 
     def _pair_floor(self, mode: str, a: str, b: str) -> float | None:
-        """The mode's agreement floor for the pair, lowered where a backend's recipe on this
-        testbed puts the weights on another grid (``Backend.agreement_floor``)."""
-        floor = MODES.get(mode).pair_agreement_floor(a, b)
-        testbed = testbeds.get(self.testbed)
-        declared = [f(testbed, mode) for f in (BACKENDS.get(a).agreement_floor, BACKENDS.get(b).agreement_floor) if f]
-        lower = [x for x in declared if x is not None]
-        return min([floor, *lower]) if floor is not None and lower else floor
+        return pair_floor(self.testbed, mode, a, b)
 
     def agreement(self, model: str, mode: str) -> dict | None:
         """Top-1 agreement and largest logit difference between every pair of backends, gated.
@@ -470,7 +476,7 @@ class BenchRun:
         return self.record.document(
             dataset_sha256=build.dataset.sha256 if build.has_data() else None,
             n_test=int(len(build.splits.y_test)) if build.has_data() else None,
-            models=build.models_summary(),
+            models=self.weights.added_to(build.models_summary()),
             lost_images=self.lost_images() if build.has_data() else None,
             seconds=build.seconds,
         )

@@ -78,7 +78,8 @@ def render_markdown(results: Mapping[str, Any], plot_names: Mapping[str, str] | 
     Returns:
         Markdown text ending with a newline.
     """
-    sections = [render_title(results), render_headline(results), render_full_matrix(results),
+    sections = [render_title(results), render_headline(results), render_models(results),
+                render_full_matrix(results),
                 render_speed(results), render_backend_comparison(results), render_portability(results),
                 render_worst_layers(results),
                 render_lost_images(results, plot_names), render_against_baseline(results),
@@ -206,6 +207,39 @@ def render_headline(results: Mapping[str, Any]) -> str:
         f"For comparison, the {REFERENCE_SOURCE} this project set out to beat:",
         "",
         markdown_table(HEADLINE_HEADERS, reference_rows()),
+    ])
+
+
+MODELS_HEADERS = ("model", "parameters", "validation accuracy %", "training", "weights")
+
+
+def models_row(model: str, info: Mapping[str, Any]) -> list[str]:
+    """One trained model: size, validation accuracy, training time and where its weights came from.
+
+    Results written before ``weights`` was recorded say only whether the model was cached.
+    """
+    seconds, qat = info.get("train_seconds"), info.get("qat_seconds")
+    training = f"{seconds:.1f} s" if is_number(seconds) else NOT_AVAILABLE
+    if is_number(qat):
+        training += f" (QAT {qat:.1f} s)"
+    weights = info.get("weights") or {True: "cache", False: "trained in this run"}.get(info.get("cached"),
+                                                                                      NOT_AVAILABLE)
+    return [model, format_count(info.get("params")), format_percent(info.get("val_accuracy")), training,
+            str(weights)]
+
+
+def render_models(results: Mapping[str, Any]) -> str:
+    """The trained models and where their weights came from (trained here, cache, or a bundle)."""
+    models = results.get("models") or {}
+    rows = [models_row(model, models[model] or {}) for model in sorted(models, key=model_order_key)]
+    return "\n".join([
+        "## Models",
+        "",
+        "Training time is what training took where the weights were made (a cached or bundled "
+        "model was not trained by this run); weights trained on another testbed differ from this "
+        "one's, so the weights column says where they came from (`python -m bench.bundle`).",
+        "",
+        markdown_table(MODELS_HEADERS, rows) if rows else "No models in these results.",
     ])
 
 
