@@ -22,10 +22,18 @@ Options (all validated at start-up; an unknown name is a usage error listing the
     --baselines-dir DIR        where <tier>.json baselines are read and written, as this testbed's own
                                (default baselines/<testbed>/, else the nearest testbed's, not gated)
     --tf-log                   show TensorFlow's C++ log lines (hidden by default)
+    --shard K/N                run only the K-th of N shards of the selection, into --reports-dir
+                               (a folder per shard); `python -m bench.merge` combines them
+    --shard-by auto|model|backend
+                               a shard's unit: a model (it trains once for all its cases), or a
+                               (model, backend) pair where every model is trained in the cache;
+                               auto (default) takes the finer where it can (bench.shard)
 
 Under pytest-xdist (``-n N``) every worker runs its share of the cases in its own session and
 publishes them into the one results.json (and baselines file) under a lock; the controller, which
-runs no case, prints the summary from that merged file.
+runs no case, prints the summary from that merged file. A shard (``--shard``) may run under
+pytest-xdist too: every worker drops the other shards' items alike, and the process that ends the
+session (the controller, or the only process) records the shard's outcome in its results.json.
 """
 
 from __future__ import annotations
@@ -38,7 +46,7 @@ from pathlib import Path
 import pytest
 
 import bench  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
-from bench import progress
+from bench import progress, shard_plugin
 
 # The checkout the package runs from: its reports/ and baselines/ are the defaults.
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,6 +82,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "baselines/<testbed>/, or the nearest testbed's, shown but not gated)")
     group.addoption("--tf-log", action="store_true",
                     help="show TensorFlow's C++ log lines (start-up, CUDA probing, graph warnings)")
+    group.addoption("--shard", default=None, metavar="K/N",
+                    help="run the K-th of N shards of the selection (1 <= K <= N), into a --reports-dir "
+                    "of its own; merge them with `python -m bench.merge`")
+    group.addoption("--shard-by", default="auto", metavar="auto|model|backend",
+                    help="a shard's unit: model, or (model, backend) where every model is trained in "
+                    "the cache; auto (default): backend where the cache allows, else model")
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -221,6 +235,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.quantbench_options = _options(config)
     config.quantbench_run = None
     config.quantbench_workers = None
+    config.quantbench_shard = shard_plugin.shard_spec(config)
+    config.quantbench_split = None
+    config.quantbench_shard_field = None
+    config.quantbench_failed = None
+    if config.quantbench_shard is not None:
+        config.quantbench_failed = shard_plugin.FailedTests()
+        config.pluginmanager.register(config.quantbench_failed, "quantbench-failed-tests")
     if _is_xdist_controller(config):
         config.quantbench_workers = _WorkerOutputs()
         config.pluginmanager.register(config.quantbench_workers, "quantbench-xdist-outputs")
@@ -257,21 +278,31 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     progress.detach()
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keeps the cases the run will judge, and with --shard drops the other shards' items.
+
+    Runs after the other plugins' hooks (``-k``, ``-m``), so the cases kept are those of the
+    ``case`` items left after deselection: the count the paired test's correction divides by.
+    A shard keeps the whole selection's count (taken before it drops the other shards' items),
+    so its verdicts are those of the whole run. Under pytest-xdist every worker collects and
+    deselects all items alike, so each counts the same, whatever its share.
+    """
+    config.quantbench_collected_cases = shard_plugin.case_params(items)
+    if config.quantbench_shard is not None:
+        shard_plugin.keep_shard(config, items)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Before the first case: one line saying what will be trained and converted, what is cached,
-    and how long it should take by earlier runs' recorded timings.
-
-    Also keeps the cases the run will judge: those of the ``case`` items left after ``-k`` and
-    deselection, the count the paired test's correction divides by. Under pytest-xdist every
-    worker collects and deselects all items alike, so each counts the same, whatever its share.
-    """
+    and how long it should take by earlier runs' recorded timings. (A shard states its units and
+    its share of the estimate instead, in pytest_collection_modifyitems: the plan covers the whole
+    selection.)"""
     config = session.config
-    config.quantbench_collected_cases = [
-        tuple(item.callspec.params["case"]) for item in session.items
-        if "case" in getattr(getattr(item, "callspec", None), "params", {})
-    ]
     if config.quantbench_workers is not None or hasattr(config, "workerinput"):
         return  # under xdist each worker builds only its share; no single plan to state
+    if config.quantbench_split is not None:
+        return
     if not any("bench_run" in getattr(item, "fixturenames", ()) for item in session.items):
         return
     from bench.errors import BenchError
@@ -287,6 +318,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def bench_run(request: pytest.FixtureRequest):
     """The run's :class:`bench.run.BenchRun` (builder and record), created on first use."""
     from bench.errors import BenchError
+    from bench.results import case_id
     from bench.run import BenchRun
 
     config = request.config
@@ -309,6 +341,11 @@ def bench_run(request: pytest.FixtureRequest):
         collected = getattr(config, "quantbench_collected_cases", None)
         if collected:  # none collected (only cross-case tests): keep every runnable case
             run.count_judged(collected)
+        if config.quantbench_split is not None:
+            runnable = set(run.runnable_cases())
+            run.record.set_run_info(shard=config.quantbench_split.field(
+                config.quantbench_shard.index, cases_total=run.cases_judged,
+                cases={case_id(*case) for case in config.quantbench_shard_cases if case in runnable}))
         config.quantbench_run = run
     return config.quantbench_run
 
@@ -351,9 +388,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if workers is not None:  # xdist controller: the workers published; fail if one could not
         if any(out.get("error") for out in workers.outputs):
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+        paths = [out["results_path"] for out in workers.outputs if out.get("results_path")]
+        if config.quantbench_shard is not None and paths:
+            shard_plugin.record_outcome(session, Path(paths[0]),
+                                  [m for out in workers.outputs for m in out["extra_failures"]])
         return
     run = config.quantbench_run
-    if run is None or not (run.record.cases or run.record.not_run):
+    # A shard publishes even without a case: the merge needs every shard's file.
+    if run is None or not (run.record.cases or run.record.not_run or config.quantbench_split):
         return
     error = None
     try:
@@ -367,17 +409,21 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         config.workeroutput["quantbench"] = json.dumps(
             worker_output(run, config.quantbench_published, error)
         )
+    elif config.quantbench_published is not None and config.quantbench_split is not None:
+        shard_plugin.record_outcome(session, config.quantbench_published.results_path, run.record.failures)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     from bench.publish import controller_summary, terminal_summary
+    from bench.shard import summary_lines
 
+    shard_lines = summary_lines(config.quantbench_shard_field, getattr(config, "quantbench_shard_path", None))
     if config.quantbench_workers is not None:
-        for line in controller_summary(config.quantbench_workers.outputs):
+        for line in controller_summary(config.quantbench_workers.outputs) + shard_lines:
             terminalreporter.write_line(line)
         return
     run = config.quantbench_run
     if run is None or not (run.record.cases or run.record.not_run):
         return
-    for line in terminal_summary(run, getattr(config, "quantbench_published", None)):
+    for line in terminal_summary(run, getattr(config, "quantbench_published", None)) + shard_lines:
         terminalreporter.write_line(line)

@@ -15,10 +15,19 @@ Results, schema 2::
      "environments": {"<id>": {fingerprint}}, "models": {...}, "agreement": [...],
      "layer_errors": {...}, "lost_images": {...}, "harness": {...},
      "run_id": "...", "testbed": "...", "baseline": {"path", "testbed", "own", "note", "history"},
+     "shard": {"index": K, "total": N, "by": "model|backend", "units": ["cnn-litert", ...],
+               "plan": "<hash>", "cases_total": <the whole run's judged cases>,
+               "cases": [ids this shard judges], "deferred": ["agreement:<model>-<mode>", ...],
+               "selection": {"models", "modes", "backends"},
+               "outcome": {"exitstatus", "failed_tests", "failures"}}  (only a shard's, bench.shard),
+     "merged": {"plan", "total", "by", "cases_total", "shards": [...], "deferred": [...]}
+               (only bench.merge's),
      "not_run": [{"id": ..., "reason": ..., "kind": "capability|probe|declared|error",
                   "in_baseline": true, "fails": false}],
      "cases": [{"id": "<model>-<mode>-<backend>", "model": ..., "mode": ..., "backend": ...,
                 "status": "passed", "environment": "<id>", ...measurements,
+                "n_test": 2000, "correct_bits": "<base64 packed bits>",
+                "predictions": "<base64, top-1 class per image, 4 bits each>",
                 "measured_by": {run_id, created, testbed, command} (only on a row kept from an
                 earlier run on the same testbed)}]}
 
@@ -281,7 +290,9 @@ def _update_results_to_2(document: dict) -> dict:
 
 
 def _checked_results(document: dict, path: Path) -> dict:
-    """Refuses results without a list of cases, each an object with a case id."""
+    """Refuses results without a list of cases, each an object with a case id, whose per-image
+    records (``correct_bits``, ``predictions``) are those of its images, or with a damaged
+    ``shard`` field."""
     cases = document.get("cases")
     if not isinstance(cases, list):
         raise ReportError(f"{path} has no list of 'cases'; it is not a results.json of this "
@@ -290,7 +301,42 @@ def _checked_results(document: dict, path: Path) -> dict:
         if not isinstance(case, dict) or not is_case_id(case.get("id")):
             raise ReportError(f"{path}: case #{index} is not an object whose 'id' is a case id "
                               "(model-mode-backend); the file is damaged: rerun `nox -s bench`")
+        _check_results_evidence(path, case)
+    _check_shard(path, document.get("shard"))
     return document
+
+
+# A results case's per-image records and how each is read back (bench.evidence).
+_PER_IMAGE_RECORDS = {"correct_bits": evidence.unpack, "predictions": evidence.unpack_predictions}
+
+
+def _check_results_evidence(path: Path, case: dict) -> None:
+    """Refuses per-image records that cannot be those of the case's ``n_test`` images."""
+    cid = case["id"]
+    for field, unpack in _PER_IMAGE_RECORDS.items():
+        if field not in case:
+            continue
+        n = case.get("n_test")
+        if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+            raise ReportError(f"{path}: case {cid} has per-image '{field}' but no image count ('n_test'); "
+                              "the file is damaged: rerun `nox -s bench`")
+        try:
+            unpack(case[field], n)
+        except evidence.EvidenceError as exc:
+            raise ReportError(f"{path}: case {cid}: its per-image record '{field}' {exc}; the file is "
+                              "damaged: rerun `nox -s bench`") from None
+
+
+def _check_shard(path: Path, shard: object) -> None:
+    """Refuses a ``shard`` field that does not say which shard of how many (bench.shard)."""
+    if shard is None:
+        return
+    numbers = [shard.get(k) for k in ("index", "total", "cases_total")] if isinstance(shard, dict) else []
+    if not (numbers and all(isinstance(n, int) and not isinstance(n, bool) for n in numbers)
+            and 1 <= numbers[0] <= numbers[1] and isinstance(shard.get("plan"), str)
+            and isinstance(shard.get("cases"), list) and isinstance(shard.get("units"), list)):
+        raise ReportError(f"{path}: its 'shard' field is not a shard's record (index, total, plan, units, "
+                          "cases, cases_total); the file is damaged: rerun that shard")
 
 
 _RESULTS = _Document("results file", RESULTS_SCHEMA, {2: _update_results_to_2}, _checked_results,
