@@ -4,7 +4,8 @@ A report never needs the bench to run again: everything it shows comes from the 
 ``python -m bench.report render reports/smoke/results.json`` re-renders ``REPORT.md`` and the plots
 after a change to this package. ``python -m bench.report compare A B`` judges run B against run A
 (each a ``results.json`` or a ``baselines/<tier>.json``) and exits with status 3 when a case
-regressed. The files are read by :mod:`bench.results`.
+regressed. ``python -m bench.report across --out DIR A B ...`` sets runs of several testbeds side
+by side. The files are read by :mod:`bench.results`.
 
 Modules, one concern each:
 
@@ -16,6 +17,8 @@ Modules, one concern each:
 - :mod:`~bench.report.compare`: two runs judged case by case and metric by metric;
   :mod:`~bench.report.significance`: when a metric moved beyond its noise;
   :mod:`~bench.report.compare_render`: the comparison as markdown.
+- :mod:`~bench.report.across`: runs of several testbeds set side by side (``across``), case by
+  case and image by image; :mod:`~bench.report.across_render`: that document as ACROSS.md.
 - :mod:`~bench.report.format` and :mod:`~bench.report.verdicts`: the table cells every table
   shares; :mod:`~bench.report.lookup`: looking things up in a results dict.
 """

@@ -1,14 +1,17 @@
-"""``python -m bench.report``: render REPORT.md from a results file, or compare two runs.
+"""``python -m bench.report``: render REPORT.md from a results file, compare two runs, or set
+runs of several testbeds side by side.
 
 Command line::
 
     python -m bench.report render RESULTS_JSON [--out-dir DIR]
     python -m bench.report compare A B [--out FILE] [--threshold-pp X] [--all]
+    python -m bench.report across --out DIR RESULTS_JSON RESULTS_JSON...
 
 ``A`` and ``B`` may each be a ``results.json`` or a ``baselines/<tier>.json``. ``compare`` exits
 with status 3 when a case regressed from A to B (see :mod:`bench.report.compare`), so it can gate
-CI. Every file is written atomically (:mod:`bench.atomic`): a reader sees the old file or the new
-one, never half.
+CI. ``across`` writes ``DIR/across.json`` and ``DIR/ACROSS.md`` (:mod:`bench.report.across`) and
+exits with status 2 on input it cannot set side by side. Every file is written atomically
+(:mod:`bench.atomic`): a reader sees the old file or the new one, never half.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 
 from bench import atomic
 from bench.errors import BenchError, ReportError
+from bench.report import across, across_render
 from bench.report.compare import REGRESSED_EXIT_STATUS, compare
 from bench.report.compare_render import render_compare
 from bench.report.sections import render_markdown
@@ -29,6 +33,8 @@ from bench.report.significance import DEFAULT_THRESHOLD_PP
 from bench.results import load_results, load_results_or_baselines
 
 REPORT_FILE = "REPORT.md"
+# `across`: results files that cannot be set side by side (or a folder that cannot be written).
+ACROSS_BAD_INPUT_EXIT_STATUS = 2
 
 
 def write_report(results_path: str | os.PathLike[str],
@@ -56,6 +62,29 @@ def write_report(results_path: str | os.PathLike[str],
         plot_names = {key: path.name for key, path in plot_paths.items()}
         atomic.write_text(report, render_markdown(results, plot_names))
     return report
+
+
+def write_across(paths: Sequence[str | os.PathLike[str]],
+                 out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """Writes ``across.json`` and ``ACROSS.md`` of results files of several testbeds into ``out_dir``.
+
+    Args:
+        paths: Two or more ``results.json``, one per testbed (see :func:`bench.report.across.load_runs`).
+        out_dir: The folder to write into (created if needed).
+
+    Returns:
+        The paths of the written across.json and ACROSS.md.
+
+    Raises:
+        ReportError: The files cannot be set side by side, a per-image record is damaged, or the
+            folder cannot be written.
+    """
+    document = across.across_document(across.load_runs(paths))
+    folder = Path(out_dir)
+    with writing_into(folder, option="--out"):
+        atomic.write_json(folder / across.ACROSS_JSON, document)
+        atomic.write_text(folder / across.ACROSS_MD, across_render.render_across(document))
+    return folder / across.ACROSS_JSON, folder / across.ACROSS_MD
 
 
 @contextlib.contextmanager
@@ -105,6 +134,18 @@ def build_parser() -> argparse.ArgumentParser:
                                      f"(default {DEFAULT_THRESHOLD_PP})")
     compare_parser.add_argument("--all", action="store_true",
                                 help="also list identical cases and metrics that did not change")
+    across_parser = commands.add_parser(
+        "across", help="one report of the same cases measured on several testbeds",
+        description="Set results files of several testbeds (same tier and test set, one file per "
+                    "testbed) side by side: each case's numbers on every testbed, and its per-image "
+                    "agreement, file and weights across each pair of testbeds. Writes "
+                    f"DIR/{across.ACROSS_JSON} and DIR/{across.ACROSS_MD}.",
+        epilog=f"Exit status: 0 when written, {ACROSS_BAD_INPUT_EXIT_STATUS} when the files cannot be set "
+               "side by side (fewer than two, other tiers or test sets, the same testbed and CPU twice, "
+               "a damaged file) or the folder cannot be written.")
+    across_parser.add_argument("--out", required=True, metavar="DIR", help="folder to write across.json and ACROSS.md into")
+    across_parser.add_argument("results", nargs="+",
+                               help="results.json of each testbed (a whole run or its merged shards)")
     return parser
 
 
@@ -128,13 +169,30 @@ def run_compare(args: argparse.Namespace) -> int:
     return REGRESSED_EXIT_STATUS
 
 
+def run_across(args: argparse.Namespace) -> int:
+    """The ``across`` command: writes the cross-testbed report; returns the exit status."""
+    # An earlier report in the folder is replaced, and said to be: nothing is overwritten silently.
+    earlier = {path for name in (across.ACROSS_JSON, across.ACROSS_MD) if (path := Path(args.out) / name).exists()}
+    try:
+        written = write_across(args.results, args.out)
+    except BenchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return ACROSS_BAD_INPUT_EXIT_STATUS
+    for path in written:
+        print(f"wrote {path}" + (" (replacing the earlier one)" if path in earlier else ""))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status.
 
     0: done (and, for ``compare``, no case regressed); 1: an error the user can fix; for
-    ``compare``, :data:`bench.report.compare.REGRESSED_EXIT_STATUS` when a case regressed.
+    ``compare``, :data:`bench.report.compare.REGRESSED_EXIT_STATUS` when a case regressed; for
+    ``across``, :data:`ACROSS_BAD_INPUT_EXIT_STATUS` for input it cannot set side by side.
     """
     args = build_parser().parse_args(argv)
+    if args.command == "across":
+        return run_across(args)
     try:
         if args.command == "render":
             print(f"wrote {write_report(args.results, args.out_dir)}")
