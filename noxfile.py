@@ -4,6 +4,9 @@
 
 Everything after `--` goes to pytest (or to the session's tool), e.g. `nox -s bench -- --tier full`,
 `nox -s bench -- --tier smoke --shard 2/3 --reports-dir shard-2`.
+The bench's cases are bench/cases (they ship with the package; another project runs them as
+`pytest --pyargs bench.cases`). tox.ini mirrors these sessions; tests/unit/test_task_runners.py
+holds the two to the same commands.
 `tests` and `bench` write their reports to reports/local/<tier>/, which git ignores, so a local run
 leaves the checkout clean; only `update_baselines` and `publish` rewrite the committed files.
 """
@@ -25,6 +28,10 @@ nox.options.default_venv_backend = "uv|virtualenv"
 
 PYTHON = "3.11"
 STRICT = ["--strict-markers", "--strict-config"]
+# The bench's cases, in the package (bench/cases/__init__.py says how any project runs them).
+CASES = "bench/cases"
+# What `nox -s tests` runs: the harness's own tests, then the smoke bench's cases.
+TESTS = ["tests", CASES]
 # Every dependency, transitive ones included, at an exact version with its hashes: the
 # environment every session, CI run and baseline uses. `nox -s lock` refreshes it.
 LOCK = "requirements.lock"
@@ -77,9 +84,9 @@ def _tier(posargs: list[str]) -> str:
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """Unit and property tests, then the smoke bench (no latency cases): what CI runs."""
+    """Unit, property and reliability tests, then the smoke bench (no latency cases): what CI runs."""
     _install(session)
-    session.run("pytest", *STRICT, "-m", "not latency", *(session.posargs or ["tests"]))
+    session.run("pytest", *STRICT, "-m", "not latency", *(session.posargs or TESTS))
 
 
 @nox.session(python=PYTHON, default=False)
@@ -89,7 +96,7 @@ def bench(session: nox.Session) -> None:
     args = session.posargs or ["--tier", "smoke"]
     # Every run's timings are kept in pytest-benchmark's own JSON (.benchmarks/), so a later
     # `nox -s bench -- --benchmark-compare` compares against the last stored run.
-    session.run("pytest", *STRICT, "--benchmark-autosave", "tests/bench", *args)
+    session.run("pytest", *STRICT, "--benchmark-autosave", CASES, *args)
 
 
 @nox.session(python=PYTHON, default=False)
@@ -127,7 +134,7 @@ def update_baselines(session: nox.Session) -> None:
     # Latency too: the bench gates each int8 speedup against the one recorded here. A case run
     # with `-m "not latency"` keeps its recorded timings where the CPU's ISA flags are the same.
     # The committed reports go with the baselines they were judged against.
-    session.run("pytest", *STRICT, "--benchmark-autosave", "tests/bench", "--update-baselines",
+    session.run("pytest", *STRICT, "--benchmark-autosave", CASES, "--update-baselines",
                 "--publish-reports", *args)
 
 
@@ -136,7 +143,7 @@ def publish(session: nox.Session) -> None:
     """Reruns the bench and rewrites the committed reports/<tier>/ (the baselines stay as they are)."""
     _install(session)
     args = session.posargs or ["--tier", "smoke"]
-    session.run("pytest", *STRICT, "--benchmark-autosave", "tests/bench", "--publish-reports", *args)
+    session.run("pytest", *STRICT, "--benchmark-autosave", CASES, "--publish-reports", *args)
 
 
 @nox.session(python=PYTHON, default=False)
@@ -197,7 +204,7 @@ def lint(session: nox.Session) -> None:
     and with actionlint (shellcheck on their scripts): on GitHub Actions and with `-- --actionlint`
     the pinned one is installed, elsewhere one on PATH is used."""
     session.install("ruff>=0.8", SCHEMA_CHECK)
-    session.run("ruff", "check", "bench", "tests", "conftest.py", "noxfile.py")
+    session.run("ruff", "check", "bench", "tests", "examples", "conftest.py", "noxfile.py")
     workflows = sorted(str(path) for path in Path(WORKFLOWS).glob("*.yml"))
     session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
     if os.environ.get("GITHUB_ACTIONS") == "true" or "--actionlint" in session.posargs:

@@ -4,13 +4,18 @@ Judges the working tree against the git commit REF, both built and run on this m
 case with the bench's usual verdicts, so the gate holds on any runner whatever its CPU:
 
 1. REF's files are exported (``git archive``) into ``DIR/ref`` and REF's own bench runs there
-   (``pytest tests/bench -m "not latency" --update-baselines``) with REF's code: the export comes
+   (``pytest bench/cases -m "not latency" --update-baselines``) with REF's code: the export comes
    first on ``PYTHONPATH`` and is the working folder, so ``bench`` (and the ``pytest11`` entry
    point's ``bench.plugin``, which is imported by name) is REF's. A probe checks which
    ``bench/plugin.py`` is imported before each run. REF's baselines go to ``DIR/ref-baselines``.
 2. The working tree's bench runs with ``--baselines-dir DIR/ref-baselines``: every case is judged
    against REF image by image. Its reports go to ``DIR/reports/<tier>/``, the change table to
    ``DIR/COMPARE.md``, and a summary of the gate to ``DIR/ab.json``.
+
+Each side runs the cases from its own case folder: ``bench/cases`` since they ship with the
+package, ``tests/bench`` at a REF from before (:data:`CASE_LAYOUTS`, detected per tree). A
+``--tests`` path under either folder is taken to each side's own, and the failed tests of both
+sides are named as in the current layout, so a failure both share is recognised as shared.
 
 Both runs use this interpreter's environment and the user's model cache: an entry is shared only
 where every source on its path hashes equal (:func:`bench.train.training_code_hash`,
@@ -40,7 +45,10 @@ from pathlib import Path
 
 # The working tree: the checkout this module is imported from.
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_TESTS = "tests/bench"
+# Where a tree keeps the bench's cases, newest layout first: in the package, so that every project
+# that installs it gets them; tests/bench before they moved there (REF may predate the move).
+CASE_LAYOUTS = ("bench/cases", "tests/bench")
+DEFAULT_TESTS = CASE_LAYOUTS[0]
 # What REF's bench must offer for the gate to run it: its plugin module and these options.
 REF_PLUGIN = "bench/plugin.py"
 REF_OPTIONS = ("--baselines-dir", "--reports-dir", "--update-baselines")
@@ -150,11 +158,48 @@ def probe(tree: Path, env: dict[str, str]) -> Path:
     return imported
 
 
+def case_folder(tree: Path) -> str:
+    """The folder, relative to ``tree``, that holds its bench's cases (first of CASE_LAYOUTS).
+
+    Raises:
+        GateError: ``tree`` has none of them.
+    """
+    for folder in CASE_LAYOUTS:
+        if (tree / folder).is_dir():
+            return folder
+    raise GateError(f"{tree} holds none of {', '.join(CASE_LAYOUTS)}: no bench cases to run there")
+
+
+def tests_in(tree: Path, tests: list[str]) -> list[str]:
+    """``tests`` as ``tree`` lays them out: a path under any case folder of CASE_LAYOUTS moves to
+    ``tree``'s own (``bench/cases/test_cases.py`` is ``tests/bench/test_cases.py`` at an older REF);
+    any other path is kept as it is."""
+    own = case_folder(tree)
+    moved = []
+    for test in tests:
+        folder = next((f for f in CASE_LAYOUTS if test == f or test.startswith(f"{f}/")), None)
+        moved.append(own + test[len(folder):] if folder else test)
+    return moved
+
+
+def current_layout(test: str) -> str:
+    """A JUnit test id (``package.module::name``) named as in the current layout, so that one
+    test has one id on both sides: ``tests.bench.test_cases::x`` -> ``bench.cases.test_cases::x``."""
+    current = CASE_LAYOUTS[0].replace("/", ".") + "."
+    for folder in CASE_LAYOUTS[1:]:
+        old = folder.replace("/", ".") + "."
+        if test.startswith(old):
+            return current + test[len(old):]
+    return test
+
+
 def run_bench(label: str, tree: Path, tests: list[str], args: list[str], baselines: Path,
               reports: Path, junit: Path, update: bool) -> Run:
-    """Runs one side's bench in ``tree`` with ``tree``'s code, its output shown live."""
+    """Runs one side's bench in ``tree`` with ``tree``'s code, its output shown live; ``tests`` are
+    taken to ``tree``'s case folder (:func:`tests_in`)."""
     env = environment_for(tree)
     plugin = probe(tree, env)
+    tests = tests_in(tree, tests)
     command = [sys.executable, "-m", "pytest", *tests, "-m", "not latency", "-p", "no:cacheprovider",
                "--baselines-dir", str(baselines), "--reports-dir", str(reports),
                "--junitxml", str(junit), *(["--update-baselines"] if update else []), *args]
@@ -179,13 +224,14 @@ def require_finished(run: Run, what: str) -> None:
 
 
 def failed_tests(junit: Path) -> set[str]:
-    """The tests a JUnit XML report records as failed or in error, as ``file::name`` ids."""
+    """The tests a JUnit XML report records as failed or in error, as ``module::name`` ids in the
+    current layout (:func:`current_layout`)."""
     if not junit.is_file():
         return set()
     failed = set()
     for case in ElementTree.parse(junit).getroot().iter("testcase"):
         if case.find("failure") is not None or case.find("error") is not None:
-            failed.add(f"{case.get('classname', '')}::{case.get('name', '')}")
+            failed.add(current_layout(f"{case.get('classname', '')}::{case.get('name', '')}"))
     return failed
 
 
@@ -315,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default=None,
                         help="a new or empty folder for both runs' reports (default: a new temporary one)")
     parser.add_argument("--tests", default=DEFAULT_TESTS,
-                        help=f"comma-separated test paths run on both sides (default {DEFAULT_TESTS})")
+                        help=f"comma-separated test paths run on both sides (default {DEFAULT_TESTS}); a path "
+                        f"under {' or '.join(CASE_LAYOUTS)} is taken to each side's own case folder")
     parser.add_argument("--keep-ref", action="store_true", help="keep REF's exported files in OUT/ref")
     return parser
 

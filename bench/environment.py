@@ -22,8 +22,6 @@ PACKAGES = {
 # CPU features that change which int8 and bfloat16 kernels run, and so the speed (and rarely the
 # rounding; OpenVINO's CPU plugin runs float graphs in bfloat16 by default where they exist).
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "avx512_bf16", "amx_bf16")
-# The lock every nox session, tox environment and CI run installs from (exact versions, hashes).
-LOCK_FILE = Path(__file__).resolve().parents[1] / "requirements.lock"
 # The versions that decide trained weights and converted artifacts; part of every cache key.
 TRAINING_PACKAGES = ("tensorflow", "tf_keras", "tfmot", "numpy")
 
@@ -86,16 +84,26 @@ def testbed_name(environment: dict) -> str:
     return testbeds.of_environment(environment).name
 
 
-@functools.lru_cache(maxsize=1)
-def lock_sha256() -> str | None:
-    """sha256 of requirements.lock (None outside a checkout): one hash for every transitive pin."""
-    return hashlib.sha256(LOCK_FILE.read_bytes()).hexdigest() if LOCK_FILE.is_file() else None
+@functools.lru_cache(maxsize=4)
+def lock_sha256(lock_file: Path) -> str | None:
+    """sha256 of a project's lock file, one hash for every transitive pin; None where the project
+    has none (its fingerprint then says nothing about the versions beyond :data:`PACKAGES`)."""
+    return hashlib.sha256(lock_file.read_bytes()).hexdigest() if lock_file.is_file() else None
 
 
-def fingerprint(backends: list[str] | None = None) -> dict:
+def fingerprint(backends: list[str] | None = None, root: Path | None = None) -> dict:
     """What a run's results may depend on besides the code: lock, libraries, Python, CPU, and
-    what the selected ``backends`` report about this machine (``Backend.facts``)."""
-    found = {"python": platform.python_version(), "lock_sha256": lock_sha256(), **versions(), "cpu": cpu()}
+    what the selected ``backends`` report about this machine (``Backend.facts``).
+
+    Args:
+        backends: The run's backends, whose facts are recorded.
+        root: The project root (:mod:`bench.project`) whose requirements.lock is hashed; None
+            records no lock.
+    """
+    from bench import project
+
+    lock = lock_sha256(project.lock_file(root)) if root is not None else None
+    found = {"python": platform.python_version(), "lock_sha256": lock, **versions(), "cpu": cpu()}
     facts = backend_facts(backends or [])
     if facts:
         found["backends"] = facts

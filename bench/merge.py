@@ -2,9 +2,9 @@
 
 Command line::
 
-    python -m bench.merge --out DIR RESULTS_JSON... [--baselines FILE]
+    python -m bench.merge --out DIR RESULTS_JSON... [--baselines FILE] [--root DIR]
 
-Each ``RESULTS_JSON`` is the results.json of one shard (``pytest tests/bench --shard K/N
+Each ``RESULTS_JSON`` is the results.json of one shard (``pytest --pyargs bench.cases --shard K/N
 --reports-dir D``, :mod:`bench.shard`). The merge writes ``DIR/<tier>/results.json`` and
 ``REPORT.md`` (atomically; never over a file that is not a merge's output) and prints the verdicts
 and failures as the bench's own summary does. A single results.json of a whole run (no ``shard``)
@@ -51,7 +51,6 @@ from bench.merge_inputs import MergeError, checked_shards
 from bench.results import BASELINES_DIR, case_id, load_baselines, load_results, sort_cases
 
 EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-ROOT = Path(__file__).resolve().parents[1]
 LOGIT_CHECK_NOTE = ("not made at the merge: shards keep each image's top-1 class, not the logits; the "
                     "float32 logit tolerance is checked where one run has every backend")
 
@@ -82,14 +81,16 @@ def load(paths: Sequence[str | Path]) -> list[tuple[Path, dict]]:
     return [(Path(path), load_results(path)) for path in paths]
 
 
-def merge(inputs: Sequence[tuple[Path, dict]], baselines_file: Path | None = None, root: Path = ROOT) -> Merged:
+def merge(inputs: Sequence[tuple[Path, dict]], baselines_file: Path | None = None,
+          root: Path | None = None) -> Merged:
     """Combines shards' results into one run's (see the module docstring).
 
     Args:
         inputs: ``(path, results)`` of each shard, in any order; or one whole run's.
         baselines_file: The baselines file to re-judge against (default: the one the shards name,
             else the same file in ``root``'s baselines/).
-        root: The checkout whose baselines/ is looked in.
+        root: The project whose baselines/ is looked in (default: the current folder, where
+            ``nox -s merge`` and CI run it; :mod:`bench.project`).
 
     Raises:
         MergeError: The inputs cannot be merged; the message says which file and what to do.
@@ -103,7 +104,7 @@ def merge(inputs: Sequence[tuple[Path, dict]], baselines_file: Path | None = Non
     field = first["shard"]
     results = _combined(shards)
     owner = {case["id"]: doc["shard"]["index"] for _, doc in shards for case in doc["cases"]}
-    _rejudge(results, field["cases_total"], owner, baselines_file, root)
+    _rejudge(results, field["cases_total"], owner, baselines_file, Path.cwd() if root is None else root)
     failures = [m for _, doc in shards for m in doc["shard"]["outcome"].get("failures", [])]
     records, deferred_failures = _deferred_checks(results, field["deferred"], field["selection"]["backends"])
     results["agreement"] = sorted(results["agreement"] + records, key=lambda a: f"{a['model']}-{a['mode']}")
@@ -200,7 +201,7 @@ def _lost_images(cases: list[dict], docs: list[dict]) -> dict | None:
 
 def _baselines_path(recorded: dict, override: Path | None, root: Path) -> Path:
     """The baselines file to re-judge against: ``override``, the path the shards recorded, or the
-    same file in this checkout's baselines/ (shards run in other folders or on other machines)."""
+    same file in the project's baselines/ (shards run in other folders or on other machines)."""
     if override is not None:
         if not Path(override).is_file():
             raise MergeError(f"--baselines {override} does not exist: give the baselines file the shards judged against")
@@ -373,17 +374,19 @@ def summary(merged: Merged, published) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.merge",
-        description="Combine the results.json of every shard of one run (pytest tests/bench --shard K/N) into "
+        description="Combine the results.json of every shard of one run (pytest --pyargs bench.cases --shard K/N) into "
                     "that run's results.json, REPORT.md and verdicts. Exit 1 when a gate failed, 2 when the "
                     "inputs cannot be merged.")
     parser.add_argument("--out", required=True, type=Path, help="folder for <tier>/results.json and REPORT.md")
     parser.add_argument("--baselines", type=Path, default=None,
                         help="the baselines file the shards judged against (default: the path they recorded, "
-                             "else the same file in this checkout's baselines/)")
+                             "else the same file in the --root project's baselines/)")
+    parser.add_argument("--root", type=Path, default=None,
+                        help="the project whose baselines/ holds that file (default: the current folder)")
     parser.add_argument("results", nargs="+", help="each shard's results.json")
     args = parser.parse_args(argv)
     try:
-        merged = merge(load(args.results), args.baselines)
+        merged = merge(load(args.results), args.baselines, args.root)
         merged.results["command"] = " ".join(["python -m bench.merge", *(argv if argv is not None else sys.argv[1:])])
         published = write(merged, args.out)
     except BenchError as exc:

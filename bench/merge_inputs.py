@@ -43,7 +43,7 @@ def checked_shards(inputs: Sequence[tuple[Path, dict]]) -> list[tuple[Path, dict
         if "shard" not in document:
             kind = "a merge's output" if "merged" in document else "a whole run's"
             raise MergeError(f"{path} is not a shard's results: it has no 'shard' field ({kind}); give the "
-                             "results.json of every shard of one run (`pytest tests/bench --shard K/N`), or a "
+                             "results.json of every shard of one run (`pytest --pyargs bench.cases --shard K/N`), or a "
                              "single whole run's alone")
     shards = sorted(inputs, key=lambda pair: pair[1]["shard"]["index"])
     rerun = "run every shard with the same options (--tier, --models, --modes, --backends, -k, -m, --shard-by)"
@@ -73,7 +73,7 @@ def checked_shards(inputs: Sequence[tuple[Path, dict]]) -> list[tuple[Path, dict
     if missing:
         raise MergeError(f"shard{'s' if len(missing) > 1 else ''} {', '.join(f'{k}/{total}' for k in missing)} "
                          f"missing: give the results.json of all {total} shards (run the missing ones with "
-                         f"`pytest tests/bench --shard K/{total}` and the others' options)")
+                         f"`pytest --pyargs bench.cases --shard K/{total}` and the others' options)")
     for path, document in shards:
         _check_own_rows(path, document)
     _check_disjoint(shards)

@@ -1,7 +1,13 @@
 """The quantbench pytest plugin: options, the case matrix, the run's fixture and hooks.
 
 Registered through the ``pytest11`` entry point (pyproject.toml), so any pytest run in an
-environment with the package installed gets it, whichever folder it starts in.
+environment with the package installed gets it, whichever folder it starts in. The cases it
+parametrizes ship in the package, in :mod:`bench.cases` (``pytest --pyargs bench.cases``), and the
+markers they carry are registered here, so a project's ``--strict-markers`` accepts them.
+
+Reports, baselines and the lock belong to the project that runs pytest, not to quantbench: they
+are found below its root (pytest's rootdir, or the ``quantbench_root`` ini setting; see
+:mod:`bench.project`). Every folder below is relative to that root.
 
 Options (all validated at start-up; an unknown name is a usage error listing the valid ones):
 
@@ -46,17 +52,20 @@ from pathlib import Path
 import pytest
 
 import bench  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
-from bench import progress, shard_plugin
+from bench import progress, project, shard_plugin
 
-# The checkout the package runs from: its reports/ and baselines/ are the defaults.
-ROOT = Path(__file__).resolve().parents[1]
-# The committed reports (rewritten only with --publish-reports), and where every other run writes:
-# beside them, so a newcomer finds it, and listed in .gitignore, so `git status` stays clean.
-PUBLISHED_REPORTS = ROOT / "reports"
-LOCAL_REPORTS = PUBLISHED_REPORTS / "local"
+# The markers the cases in bench/cases carry, registered by the plugin so that any project's
+# --strict-markers accepts them without listing them in its own ini file.
+MARKERS = {
+    "bench": "a case of the benchmark (trains and converts models)",
+    "latency": "a timing case (skipped by -m 'not latency')",
+}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(project.ROOT_INI, default="",
+                  help="the project folder whose reports/, baselines/ and requirements.lock the bench "
+                  "uses, relative to the ini file (default: pytest's rootdir)")
     group = parser.getgroup("quantbench")
     group.addoption("--tier", default="smoke", help="tier of the bench: smoke (CI) or full")
     group.addoption("--models", default=None, help="comma-separated models (default: all)")
@@ -112,10 +121,15 @@ def _options(config: pytest.Config):
     from bench.errors import BenchError, unknown_name
     from bench.models import MODELS
     from bench.modes import MODES, _onnx
+    from bench.results import BASELINES_DIR
     from bench.run import Options
     from bench.tiers import get_tier
 
+    root = project_root(config)
     try:
+        if not root.is_dir():
+            raise UsageError(f"{project.ROOT_INI} = {config.getini(project.ROOT_INI)}: {root} is not a folder; "
+                             "name the project folder, relative to the ini file")
         tier = get_tier(config.getoption("--tier"))
         models = MODELS.select(_split(config.getoption("--models")))
         modes = MODES.select(_split(config.getoption("--modes")))
@@ -126,11 +140,11 @@ def _options(config: pytest.Config):
         method = config.getoption("--calibration-method")
         if method not in _onnx.CALIBRATION_METHODS:
             raise unknown_name("calibration method", method, list(_onnx.CALIBRATION_METHODS))
-        reports = _reports_dir(config)
+        reports = _reports_dir(config, root)
         baselines_dir = config.getoption("--baselines-dir")
         accepts = _accepts(config, tier.name, models, modes, backends)
         for option, folder, needed in (("--reports-dir", reports, True),
-                                       ("--baselines-dir", baselines_dir or ROOT / "baselines",
+                                       ("--baselines-dir", baselines_dir or root / BASELINES_DIR,
                                         config.getoption("--update-baselines"))):
             problem = needed and _unwritable(Path(folder))
             if problem:
@@ -140,7 +154,7 @@ def _options(config: pytest.Config):
             models=models,
             modes=modes,
             backends=backends,
-            root=ROOT,
+            root=root,
             reports_dir=reports,
             calibration_method=method,
             update_baselines=config.getoption("--update-baselines"),
@@ -158,9 +172,14 @@ def _options(config: pytest.Config):
         raise pytest.UsageError(str(exc)) from None
 
 
-def _reports_dir(config: pytest.Config) -> Path:
-    """Where the run writes its reports: --reports-dir, the committed reports/ with
-    --publish-reports, else reports/local/ (ignored by git).
+def project_root(config: pytest.Config) -> Path:
+    """The folder of the project that runs pytest (:func:`bench.project.root`)."""
+    return project.root(config.rootpath, config.inipath, config.getini(project.ROOT_INI))
+
+
+def _reports_dir(config: pytest.Config, root: Path) -> Path:
+    """Where the run writes its reports: --reports-dir, the project's committed reports/ with
+    --publish-reports, else its reports/local/ (ignored by git).
 
     Raises:
         UsageError: Both --reports-dir and --publish-reports were given.
@@ -170,8 +189,8 @@ def _reports_dir(config: pytest.Config) -> Path:
         if reports:
             raise UsageError("--publish-reports writes the committed reports/; it cannot be combined "
                              "with --reports-dir: pass one of them")
-        return PUBLISHED_REPORTS
-    return Path(reports) if reports else LOCAL_REPORTS
+        return project.published_reports(root)
+    return Path(reports) if reports else project.local_reports(root)
 
 
 def _accepts(config: pytest.Config, tier: str, models: list[str], modes: list[str],
@@ -230,6 +249,8 @@ class _WorkerOutputs:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    for name, meaning in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {meaning}")
     # Before anything imports TensorFlow: its C++ log level is read once, at import.
     progress.native_logs(config.getoption("--tf-log"))
     config.quantbench_options = _options(config)

@@ -112,7 +112,7 @@ class BenchRun:
         self.build = Builder(options.tier, options.calibration_method, cache,
                              testbeds.get(options.testbed_name()))
         self.weights = provenance.WeightsRecord(self.build)
-        fingerprint = environment.fingerprint(options.backends)
+        fingerprint = environment.fingerprint(options.backends, options.root)
         self.environment = fingerprint
         self.record = RunRecord(options.tier.name, options.command, fingerprint,
                                 environment.fingerprint_id(fingerprint))

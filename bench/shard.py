@@ -1,6 +1,6 @@
 """Shards: one bench run split into N parts that run apart and merge back into one run's results.
 
-``pytest tests/bench --shard K/N --reports-dir DIR`` runs the K-th of N shards of the selection and
+``pytest --pyargs bench.cases --shard K/N --reports-dir DIR`` runs the K-th of N shards of the selection and
 writes ``DIR/<tier>/results.json`` with that shard's cases only; ``python -m bench.merge``
 (:mod:`bench.merge`) combines the N files into the results, REPORT.md and verdicts one run of the
 whole selection gives.

@@ -50,7 +50,7 @@ def _bench(tmp: Path, *extra: str) -> subprocess.CompletedProcess:
     # The plugin's folder and its metadata on the path, as an installed package would be.
     env["PYTHONPATH"] = os.pathsep.join([str(tmp / "site"), str(HERE), env.get("PYTHONPATH", "")])
     env["QUANTBENCH_CACHE"] = str(tmp / "cache")
-    command = [sys.executable, "-m", "pytest", "tests/bench/test_cases.py", "-p", "no:cacheprovider", "-q",
+    command = [sys.executable, "-m", "pytest", "bench/cases/test_cases.py", "-p", "no:cacheprovider", "-q",
                *SELECTION, "--reports-dir", str(tmp / "reports"), "--baselines-dir", str(tmp / "baselines"),
                *extra]
     return subprocess.run(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True,
@@ -90,7 +90,7 @@ def test_a_tier_without_the_plugin_models_recipe_is_a_usage_error(plugin_runs, t
     *_, tmp = plugin_runs
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env["PYTHONPATH"] = os.pathsep.join([str(tmp / "site"), str(HERE)])
-    run = subprocess.run([sys.executable, "-m", "pytest", "tests/bench/test_cases.py", "-p", "no:cacheprovider",
+    run = subprocess.run([sys.executable, "-m", "pytest", "bench/cases/test_cases.py", "-p", "no:cacheprovider",
                           "--tier", "full", "--models", "toy", "--co", "-q"],
                          cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
     assert run.returncode == 4, run.stdout + run.stderr

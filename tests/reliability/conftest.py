@@ -52,9 +52,9 @@ def bench_env(cache: Path, **extra: str) -> dict[str, str]:
 
 def run_bench(*args: str, cache: Path, reports: Path, env: dict[str, str] | None = None,
               timeout: int = SUBPROCESS_TIMEOUT) -> subprocess.CompletedProcess:
-    """``python -m pytest tests/bench/test_cases.py ARGS`` from the repository root."""
+    """``python -m pytest bench/cases/test_cases.py ARGS`` from the repository root."""
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/bench/test_cases.py", "-p", "no:cacheprovider",
+        [sys.executable, "-m", "pytest", "bench/cases/test_cases.py", "-p", "no:cacheprovider",
          "--reports-dir", str(reports), *args],
         cwd=ROOT, env=env or bench_env(cache), capture_output=True, text=True, timeout=timeout,
     )

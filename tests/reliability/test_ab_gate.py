@@ -30,7 +30,7 @@ from .conftest import ROOT, bench_env
 pytestmark = pytest.mark.bench
 
 CASE = "cnn-ptq_int8-litert"
-SELECTION = ["--tests", "tests/bench/test_cases.py", "--models", "cnn", "--modes", "float32,ptq_int8",
+SELECTION = ["--tests", "bench/cases/test_cases.py", "--models", "cnn", "--modes", "float32,ptq_int8",
              "--backends", "litert"]
 # Two bench runs (REF's and the branch's) on a busy 2-core machine, a training included.
 AB_TIMEOUT = 900
@@ -109,7 +109,7 @@ def test_a_planted_calibration_slip_is_regressed_and_fails_the_gate(clone, ab_ca
     assert results[CASE]["baseline_verdict"] == "regressed", log
     assert summary["regressed"] == [CASE]
     # The branch's own pytest run failed the case (item 4.6): REF's passed it.
-    assert f"tests.bench.test_cases::test_case[{CASE}]" in summary["new_failures"]
+    assert f"bench.cases.test_cases::test_case[{CASE}]" in summary["new_failures"]
     assert results["cnn-float32-litert"]["baseline_verdict"] == "identical"
 
 

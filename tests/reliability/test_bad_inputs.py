@@ -1,6 +1,6 @@
 """Bad inputs, end to end: the user sees what was wrong and what to do, never a traceback.
 
-Each test runs the bench as a user does (``python -m pytest tests/bench/test_cases.py --models
+Each test runs the bench as a user does (``python -m pytest bench/cases/test_cases.py --models
 cnn --modes float32 --backends litert``) in a subprocess, on a private cache, with one thing wrong. Start-up problems stop the run before any case (exit code 4, pytest's usage error);
 a corrupt cached artifact is not a problem for the user at all: it is detected and rebuilt.
 """

@@ -119,7 +119,7 @@ def test_a_local_run_leaves_the_checkout_clean(trained_cache):
 
     before = _tracked_changes()
     result = subprocess.run(
-        [__import__("sys").executable, "-m", "pytest", "tests/bench/test_cases.py", "-p", "no:cacheprovider",
+        [__import__("sys").executable, "-m", "pytest", "bench/cases/test_cases.py", "-p", "no:cacheprovider",
          "--models", MODEL, "--modes", "float32", "--backends", "litert", "-m", "not latency"],
         cwd=ROOT, env=bench_env(trained_cache.root), capture_output=True, text=True, timeout=600)
     output = result.stdout + result.stderr

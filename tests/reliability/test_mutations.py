@@ -5,7 +5,7 @@ trained cache) with one thing broken, and checks that the gates fail with a mess
 case. Planted modes replace ``ptq_int8`` in :data:`bench.modes.MODES` for one test only
 (``monkeypatch`` restores the registry entry), so budgets and size floors are the real ones.
 
-A perturbed weight scale is covered by ``tests/bench/test_reality.py::test_weight_checks_have_teeth``
+A perturbed weight scale is covered by ``bench/cases/test_reality.py::test_weight_checks_have_teeth``
 (real ptq_int8 weights, scale x(1 + 1/127): :mod:`bench.weight_checks` reports it), not repeated here.
 
 Measured on the smoke cnn (2000 test images): calibration on noise x10 costs 1.40 pp against

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.bench
 SELECTION = ["--models", MODEL, "--modes", "float32,ptq_int8,qat_int8", "--backends", "keras,litert,onnxruntime",
              "-m", "not latency"]
 # The cases and the cross-case checks (QAT against PTQ, agreement, portability): what a merge combines.
-TESTS = ["tests/bench/test_cases.py", "tests/bench/test_portability.py"]
+TESTS = ["bench/cases/test_cases.py", "bench/cases/test_portability.py"]
 SHARDS = 3
 CASE_FIELDS = ("accuracy", "correct_bits", "predictions", "baseline_verdict", "baseline_comparison", "status",
                "failures", "size_bytes", "artifact_sha256")

@@ -1,7 +1,7 @@
 """The bench's command-line options, as a user meets them: a bad name is a usage error listing the
 valid names, and a good selection collects exactly the chosen cases.
 
-Each check runs ``pytest --collect-only`` on ``tests/bench`` in a subprocess from the repository
+Each check runs ``pytest --collect-only`` on ``bench/cases`` in a subprocess from the repository
 root (collection imports no TensorFlow: about a second per call).
 """
 
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def collect(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/bench", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
+        [sys.executable, "-m", "pytest", "bench/cases", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )
 
@@ -80,11 +80,12 @@ def test_accept_and_publish_reports_misuse_is_a_usage_error_before_the_run(args,
 
 
 def test_a_local_run_writes_its_reports_where_git_ignores_them():
-    from bench import plugin
+    from bench import project
 
-    assert plugin.LOCAL_REPORTS == ROOT / "reports" / "local"
+    local = project.local_reports(ROOT)
+    assert local == ROOT / "reports" / "local"
     for written in ("smoke/results.json", "smoke/REPORT.md", "full/plots/accuracy.png"):
-        ignored = subprocess.run(["git", "check-ignore", "-q", str(plugin.LOCAL_REPORTS / written)], cwd=ROOT)
-        assert ignored.returncode == 0, f"{written} under {plugin.LOCAL_REPORTS} is not ignored by git"
+        ignored = subprocess.run(["git", "check-ignore", "-q", str(local / written)], cwd=ROOT)
+        assert ignored.returncode == 0, f"{written} under {local} is not ignored by git"
     # The committed reports are not ignored: --publish-reports rewrites them on purpose.
     assert subprocess.run(["git", "check-ignore", "-q", "reports/smoke/REPORT.md"], cwd=ROOT).returncode == 1

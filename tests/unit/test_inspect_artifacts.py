@@ -1,6 +1,6 @@
 """Weight inspection and per-layer errors: registry dispatch, QAT layouts, unpairable graphs.
 
-The real artifacts are held to these in ``tests/bench/test_reality.py``; here tiny hand-made
+The real artifacts are held to these in ``bench/cases/test_reality.py``; here tiny hand-made
 weights and ONNX graphs pin what the bench cannot run without training.
 """
 

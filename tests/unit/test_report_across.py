@@ -336,8 +336,10 @@ def test_cli_unwritable_folder_exits_2(tmp_path, capsys):
 
 
 def test_committed_smoke_results_against_an_altered_copy(tmp_path):
+    """The committed results keep every case's predictions: the copy changes the class of three
+    images of one case (and whether each was right), so agreement is counted by top-1 class."""
     original = json.loads(SMOKE_RESULTS.read_text(encoding="utf-8"))
-    assert not any("predictions" in record for record in original["cases"])
+    assert all("predictions" in record for record in original["cases"])
     other = copy.deepcopy(original)
     other["testbed"] = "x86-64-v3"
     for env in [other["environment"], *other["environments"].values()]:
@@ -347,7 +349,10 @@ def test_committed_smoke_results_against_an_altered_copy(tmp_path):
     flipped = [0, 17, 1999]
     outcomes = evidence.unpack(changed["correct_bits"], n)
     outcomes[flipped] = ~outcomes[flipped]
-    changed.update(correct_bits=evidence.pack(outcomes), int8_format="U8U8", artifact_sha256="0" * 64)
+    classes = evidence.unpack_predictions(changed["predictions"], n)
+    classes[flipped] = (classes[flipped] + 1) % 10
+    changed.update(correct_bits=evidence.pack(outcomes), predictions=evidence.pack_predictions(classes),
+                   int8_format="U8U8", artifact_sha256="0" * 64)
     changed_path = write(tmp_path, "avx2", other)
 
     written, markdown_path = write_across([SMOKE_RESULTS, changed_path], tmp_path / "out")
@@ -355,11 +360,11 @@ def test_committed_smoke_results_against_an_altered_copy(tmp_path):
     pairs = {pair["case"]: pair for pair in document["pairs"]}
     assert len(pairs) == len(load_results(SMOKE_RESULTS)["cases"])
     assert pairs["cnn-ptq_int8-onnxruntime"]["images"] == {
-        "basis": across.BASIS_OUTCOME, "n": n, "agree": n - 3, "differ": 3, "agreement": (n - 3) / n}
+        "basis": across.BASIS_TOP1, "n": n, "agree": n - 3, "differ": 3, "agreement": (n - 3) / n}
     assert pairs["cnn-ptq_int8-onnxruntime"]["file"] == across.CPU_FITTING_RECIPE
     unchanged = [pair for cid, pair in pairs.items() if cid != "cnn-ptq_int8-onnxruntime"]
     assert all(pair["images"]["differ"] == 0 and pair["file"] == across.SAME_FILE for pair in unchanged)
     markdown = markdown_path.read_text()
     assert table(markdown, "Same case across testbeds")["cnn-ptq_int8-onnxruntime"][1:4] == [
-        "outcome only", "99.85", "3"]
+        "top-1 class", "99.85", "3"]
     assert "other file: S8S8 vs U8U8 (CPU-fitting recipe)" in markdown

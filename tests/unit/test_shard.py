@@ -269,7 +269,7 @@ def test_the_outcome_is_written_into_the_shards_results(tmp_path):
 def _collect(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/bench", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
+        [sys.executable, "-m", "pytest", "bench/cases", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
