@@ -115,13 +115,14 @@ def _tracked_changes() -> str:
 
 def test_a_local_run_leaves_the_checkout_clean(trained_cache):
     """A run with no --reports-dir, from the repository, as a newcomer's `nox -s bench` runs."""
-    from bench.plugin import LOCAL_REPORTS
+    from bench import project
 
+    local_reports = project.local_reports(ROOT)
     before = _tracked_changes()
     result = subprocess.run(
         [__import__("sys").executable, "-m", "pytest", "bench/cases/test_cases.py", "-p", "no:cacheprovider",
          "--models", MODEL, "--modes", "float32", "--backends", "litert", "-m", "not latency"],
         cwd=ROOT, env=bench_env(trained_cache.root), capture_output=True, text=True, timeout=600)
     output = result.stdout + result.stderr
-    assert f"quantbench results: {LOCAL_REPORTS / 'smoke' / 'results.json'}" in output, output[-3000:]
+    assert f"quantbench results: {local_reports / 'smoke' / 'results.json'}" in output, output[-3000:]
     assert _tracked_changes() == before
