@@ -19,12 +19,12 @@ shards, a shard that did not finish, or rows an earlier run left in a shard's fo
 What the merge does beyond putting the shards' rows together:
 
 - It re-judges every case against the baselines file the shards named, with the per-case alpha of
-  the whole run's case count (``gates.per_case_alpha``), which every shard also used: a shard's
+  the whole run's case count (``stats.per_case_alpha``), which every shard also used: a shard's
   own smaller count never decides a verdict. The re-judged images must be those the shard saw
   (same lost and gained images), or the baselines file changed since the shards ran.
 - It runs the cross-case checks the split left to it (``shard.deferred``): backend agreement
   between backends that ran in different shards, from the cases' per-image ``predictions``, with
-  the same floors and gate (``bench.run.pair_floor``, ``gates.agreement_fails``). The largest
+  the same floors and gate (``bench.run.pair_floor``, ``gates.agreement_checks``). The largest
   logit difference needs the logits, which shards do not keep: it is recorded as None, and the
   float32 logit tolerance is not checked there (the record says so).
 - The worst int8 case's lost images come from the shard that ran it.
@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import atomic, evidence, gates
+from bench import atomic, evidence, gates, stats
 from bench import baseline as baselines
 from bench.errors import BenchError, ReportError
 from bench.merge_inputs import MergeError, checked_shards
@@ -219,7 +219,6 @@ def _rejudge(results: dict, cases_total: int, owner: dict[str, int], override: P
     """Judges every judged case again, with the whole run's per-case alpha, against the baselines
     file; replaces a verdict that differs (and its failure), and refuses a file whose per-image
     record differs from the one the shard judged against."""
-    from bench.publish import _verdict_fields
     from bench.tiers import get_tier
 
     judged = [case for case in results["cases"] if case.get("baseline_comparison")]
@@ -229,7 +228,7 @@ def _rejudge(results: dict, cases_total: int, owner: dict[str, int], override: P
     path = _baselines_path(recorded, override, root)
     document = load_baselines(path)
     ceiling = get_tier(results["tier"]).verdict_ceiling_pp
-    alpha = gates.per_case_alpha(cases_total)
+    alpha = stats.per_case_alpha(cases_total)
     gated = bool(recorded.get("own"))
     for case in judged:
         cid, comparison = case["id"], case["baseline_comparison"]
@@ -238,7 +237,7 @@ def _rejudge(results: dict, cases_total: int, owner: dict[str, int], override: P
             raise MergeError(f"{path} has no per-image record of {cid}, which shard {owner[cid]} judged against its "
                              "baselines: the file is not the one the shards read; pass that one with --baselines")
         current = evidence.unpack(case["correct_bits"], case["n_test"])
-        verdict = gates.judge(current, baselines.correct_of(path, cid, entry, len(current)), alpha=alpha,
+        verdict = stats.judge(current, baselines.correct_of(path, cid, entry, len(current)), alpha=alpha,
                               ceiling_pp=ceiling, causes=comparison.get("causes") or [])
         if (verdict.lost, verdict.gained) != (comparison.get("lost"), comparison.get("gained")):
             raise MergeError(f"{cid}: against {path} it loses {verdict.lost} and gains {verdict.gained} images, but "
@@ -247,11 +246,11 @@ def _rejudge(results: dict, cases_total: int, owner: dict[str, int], override: P
                              "--baselines")
         if verdict.as_dict() == comparison:
             continue
-        before = gates.verdict_fails(cid, gates.Verdict(**_verdict_fields(comparison)))
+        before = gates.verdict_check(cid, stats.Verdict.from_dict(comparison)).failure
         failures = [m for m in case.get("failures", []) if m != before]
-        after = gates.verdict_fails(cid, verdict) if gated else None
+        after = gates.failures([gates.verdict_check(cid, verdict)] if gated else [])
         case.update(baseline_verdict=verdict.verdict, baseline_comparison=verdict.as_dict(),
-                    failures=failures + ([after] if after else []))
+                    failures=failures + after)
         case["status"] = "failed" if case["failures"] else "passed"
 
 
@@ -317,7 +316,7 @@ def agreement_from_predictions(results: dict, model: str, mode: str,
     if mode == REFERENCE_MODE:
         record["logit_check"] = LOGIT_CHECK_NOTE
     # The logit tolerance of the reference mode needs max_abs_logit_diff, which is not known here.
-    record["failures"] = gates.agreement_fails(label, MODES.get(mode), pairs, reference=False)
+    record["failures"] = gates.failures(gates.agreement_checks(label, MODES.get(mode), pairs, reference=False))
     return record, None
 
 

@@ -13,12 +13,12 @@ from bench import environment, progress
 from bench.build import Builder
 from bench.errors import BenchError
 from bench.results import case_id, load_results
-from bench.run import declared_cases
+from bench.selection import Selection
 
 
 def plan_line(options) -> str:
     """The plan of a run with ``options`` (a :class:`bench.run.Options`)."""
-    cases = declared_cases(options)
+    cases = Selection.of(options).declared()
     build = Builder(options.tier, options.calibration_method)
     items = [progress.PlanItem(kind, name, cached) for kind, name, cached in build.plan(cases)]
     items += [progress.PlanItem("evaluate", case_id(*case)) for case in cases]

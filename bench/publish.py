@@ -14,12 +14,13 @@ import json
 import tempfile
 from pathlib import Path
 
-from bench import atomic, environment, gates
+from bench import atomic, environment
 from bench import baseline as baselines
 from bench.cache import key_of
 from bench.errors import ReportError
 from bench.results import parse_case_id, sort_cases
 from bench.run import BenchRun
+from bench.stats import VERDICTS, Verdict
 
 
 @dataclasses.dataclass
@@ -188,15 +189,9 @@ def lock_path(path: Path) -> Path:
 
 
 def still_runs(run: BenchRun, cid: str) -> bool:
-    """Whether a baseline entry still names a case this tier runs (else an update drops it)."""
-    from bench.backends import BACKENDS
-    from bench.models import MODELS
-    from bench.modes import MODES
-
-    model, mode, backend = parse_case_id(cid)
-    if model not in MODELS or mode not in MODES or backend not in BACKENDS:
-        return False
-    return not (MODES.get(mode).skip_reason(backend) or run.tier.skip_reason(model, mode))
+    """Whether a baseline entry still names a case this tier declares (else an update drops it):
+    :meth:`bench.selection.Selection.declares`, selected or not."""
+    return run.selection.declares(*parse_case_id(cid))
 
 
 def publish(run: BenchRun, whole_run: bool = True) -> Published:
@@ -339,12 +334,12 @@ def verdict_lines(cases: list[dict]) -> list[str]:
     for case in verdicts:
         counts[case["baseline_verdict"]] = counts.get(case["baseline_verdict"], 0) + 1
     lines = ["", "quantbench against the baseline: "
-             + ", ".join(f"{counts[v]} {v}" for v in gates.VERDICTS if v in counts)]
+             + ", ".join(f"{counts[v]} {v}" for v in VERDICTS if v in counts)]
     identical_despite: dict[tuple[str, ...], list[str]] = {}
     for case in verdicts:
         comparison = case.get("baseline_comparison")
         if case["baseline_verdict"] != "identical" and comparison:
-            lines.append(f"  - {case['id']}: {gates.Verdict(**_verdict_fields(comparison)).summary()}"
+            lines.append(f"  - {case['id']}: {Verdict.from_dict(comparison).summary()}"
                          + ("; update the baselines to keep the gain" if case["baseline_verdict"] == "improved"
                             else ""))
         elif case["baseline_verdict"] == "identical" and comparison and comparison.get("causes"):
@@ -354,11 +349,6 @@ def verdict_lines(cases: list[dict]) -> list[str]:
         lines.append(f"  - identical on every image despite {'; '.join(causes)}: "
                      + (ids[0] if len(ids) == 1 else f"{len(ids)} cases"))
     return lines
-
-
-def _verdict_fields(comparison: dict) -> dict:
-    fields = {f.name for f in dataclasses.fields(gates.Verdict)}
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in comparison.items() if k in fields}
 
 
 def summary_lines(results: dict, extra_failures: list[str], published: Published | None) -> list[str]:

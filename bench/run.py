@@ -1,7 +1,8 @@
 """One bench run: the builder, the record, and the judgement of each case against its baseline.
 
 :class:`BenchRun` asks the :class:`bench.build.Builder` for logits and artifacts, measures each
-case, applies the gates of :mod:`bench.gates` and keeps what it found in the
+case, applies the gates of :mod:`bench.gates` (judging it against its baseline with
+:mod:`bench.stats`) and keeps what it found in the
 :class:`bench.record.RunRecord`. A case run twice (a cross-case test asks for it again) is
 measured once: the builder memoizes logits and artifacts, so asking again only re-judges.
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import baseline as baselines
-from bench import environment, evidence, gates, metrics, provenance, results, testbeds
+from bench import environment, evidence, gates, metrics, provenance, results, stats, testbeds
 from bench.backends import BACKENDS
 from bench.build import Builder
 from bench.cache import Cache, file_sha256, log
@@ -25,6 +26,7 @@ from bench.errors import BaselineError, first_line
 from bench.modes import MODES, REFERENCE_MODE
 from bench.record import RunRecord
 from bench.results import case_id
+from bench.selection import Selection
 from bench.tiers import Tier
 
 # Lost images of the worst int8 case drawn in the report (a 4x4 grid).
@@ -77,14 +79,12 @@ class Options:
 
 
 def declared_cases(options: Options) -> list[tuple[str, str, str]]:
-    """The selected cases that no mode or tier declares unsupported (this machine not asked)."""
-    return [
-        (model, mode, backend)
-        for model in options.models
-        for mode in options.modes
-        for backend in options.backends
-        if not (MODES.get(mode).skip_reason(backend) or options.tier.skip_reason(model, mode))
-    ]
+    """The selected cases that no mode or tier declares unsupported: :meth:`Selection.declared`.
+
+    Kept for :mod:`bench.shard`, which asks for them by this name; the plan, the run and
+    publishing ask the :class:`bench.selection.Selection` itself.
+    """
+    return Selection.of(options).declared()
 
 
 def pair_floor(testbed: str, mode: str, a: str, b: str) -> float | None:
@@ -109,6 +109,7 @@ class BenchRun:
     def __init__(self, options: Options, cache: Cache | None = None) -> None:
         self.options = options
         self.tier = options.tier
+        self.selection = Selection.of(options)
         self.build = Builder(options.tier, options.calibration_method, cache,
                              testbeds.get(options.testbed_name()))
         self.weights = provenance.WeightsRecord(self.build)
@@ -140,8 +141,9 @@ class BenchRun:
         return self.cases_judged
 
     def runnable_cases(self) -> list[tuple[str, str, str]]:
-        """The selected (model, mode, backend) cases that this tier and the backends can run."""
-        return [case for case in declared_cases(self.options) if not self.skip_reason(*case)]
+        """The selected (model, mode, backend) cases that this tier and the backends can run
+        (:meth:`bench.selection.Selection.runnable`)."""
+        return self.selection.runnable()
 
     def skip_reason(self, model: str, mode: str, backend: str) -> str | None:
         """Why the case is not run (the mode on that backend, or the tier), or None."""
@@ -155,14 +157,10 @@ class BenchRun:
         ``capability`` (the backend says this CPU lacks what the mode needs), ``probe`` (the
         backend's start-up probe failed: a crash, not a capability the CPU declares missing).
         """
-        reason = MODES.get(mode).skip_reason(backend)
+        reason = self.selection.declared_reason(model, mode, backend)
         if reason:
-            return f"{mode} on {backend}: {reason}", "declared"
-        reason = self.tier.skip_reason(model, mode)
-        if reason:
-            return f"{model}-{mode} in tier {self.tier.name}: {reason}", "declared"
-        unsupported = BACKENDS.get(backend).unsupported
-        reason = unsupported(MODES.get(mode)) if unsupported else None
+            return reason, "declared"
+        reason = self.selection.unavailable_reason(mode, backend)
         if not reason:
             return None
         probe_failed = "probe_failed" in ((self.environment.get("backends") or {}).get(backend) or {})
@@ -272,11 +270,10 @@ class BenchRun:
             "predictions": evidence.pack_predictions(evidence.predictions(logits)),
             "environment": self.record.environment_id,
         }
-        failures = gates.case_gates(self.tier, MODES.get(mode), record)
-        message = gates.batch_dependence_fails(cid, invariance,
-                                               MODES.get(mode).batch_dependent.get(backend))
-        if message:
-            failures.append(message)
+        failures = gates.failures([
+            *gates.case_checks(self.tier, MODES.get(mode), record),
+            gates.batch_dependence_check(cid, invariance, MODES.get(mode).batch_dependent.get(backend)),
+        ])
         record.update(self._judge(record, correct, failures))
         record["status"] = "failed" if failures else "passed"
         record["failures"] = failures
@@ -324,9 +321,9 @@ class BenchRun:
             causes.append("case definition (recipe hash) changed")
         if entry.get("artifact_sha256") and entry["artifact_sha256"] != record["artifact_sha256"]:
             causes.append("artifact bytes differ from the baseline's")
-        verdict = gates.judge(
+        verdict = stats.judge(
             correct, baselines.correct_of(path, cid, entry, len(correct)),
-            alpha=gates.per_case_alpha(self.cases_judged), ceiling_pp=self.tier.verdict_ceiling_pp,
+            alpha=stats.per_case_alpha(self.cases_judged), ceiling_pp=self.tier.verdict_ceiling_pp,
             causes=causes,
         )
         if self.options.update_baselines and verdict.verdict == "regressed" and cid not in self.options.accepts:
@@ -334,14 +331,12 @@ class BenchRun:
             failures.append(baselines.refusal_message(cid, verdict.summary(), path))
         if gated:
             exact = not (env_changes or definition_changed)
-            for message in (
-                gates.verdict_fails(cid, verdict),
-                gates.baseline_size_fails(cid, record["size_bytes"], entry["size_bytes"],
+            failures.extend(gates.failures([
+                gates.verdict_check(cid, verdict),
+                gates.baseline_size_check(cid, record["size_bytes"], entry["size_bytes"],
                                           None if exact else self.tier.size_tolerance),
-                gates.strict_env_fails(cid, env_changes) if self.options.strict_env else None,
-            ):
-                if message:
-                    failures.append(message)
+                *([gates.strict_env_check(cid, env_changes)] if self.options.strict_env else []),
+            ]))
         return {"baseline_verdict": verdict.verdict, "baseline_comparison": verdict.as_dict()}
 
     def _pair_floor(self, mode: str, a: str, b: str) -> float | None:
@@ -374,8 +369,8 @@ class BenchRun:
             "accuracy": {b: metrics.accuracy(self.build.logits(model, mode, b), labels) for b in runnable},
             "size_bytes": {b: metrics.size_bytes(self.build.artifact(model, mode, b)) for b in runnable},
         }
-        record["failures"] = gates.agreement_fails(f"{model}-{mode}", MODES.get(mode), pairs,
-                                                   reference=mode == REFERENCE_MODE)
+        record["failures"] = gates.failures(gates.agreement_checks(f"{model}-{mode}", MODES.get(mode), pairs,
+                                                                   reference=mode == REFERENCE_MODE))
         self.record.add_agreement(model, mode, record)
         self.record.add_failures(record["failures"])
         return record
@@ -426,7 +421,7 @@ class BenchRun:
                     continue
                 own = self.build.logits(model, mode, maker)
                 for runtime in onnx_runtimes:
-                    if runtime != maker and not self._unavailable(runtime, spec):
+                    if runtime != maker and not self.selection.unavailable_reason(mode, runtime):
                         rows.append(self._try_file(model, mode, maker, runtime, own))
                 rows += self._other_recipe(model, mode, maker, own)
         self.record.add_portability(model, rows)
@@ -446,10 +441,6 @@ class BenchRun:
         other = self.build.for_testbed(other_testbed)
         recipe = f"{other.testbed.name} ({other.int8_format(mode, maker)})"
         return [self._try_file(model, mode, maker, maker, own, build=other, recipe=recipe)]
-
-    def _unavailable(self, backend: str, mode) -> str | None:
-        unsupported = BACKENDS.get(backend).unsupported
-        return unsupported(mode) if unsupported else None
 
     def _try_file(self, model: str, mode: str, maker: str, runtime: str, own: np.ndarray,
                   build: Builder | None = None, recipe: str | None = None) -> dict:

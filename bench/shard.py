@@ -31,7 +31,7 @@ The assignment, the selection and the collected test items are hashed into the s
 the merge refuses shards of different plans.
 
 Judgement. Every shard counts the cases of the whole selection (before dropping the other shards'
-items) and judges its cases with that count's per-case alpha (:func:`bench.gates.per_case_alpha`),
+items) and judges its cases with that count's per-case alpha (:func:`bench.stats.per_case_alpha`),
 so a shard's verdicts are those of the whole run; the merge re-judges them anyway.
 
 Nothing here imports TensorFlow except :func:`survey`, which asks the builder what is cached.
@@ -366,9 +366,9 @@ def survey(options) -> Survey:
     """
     from bench.build import Builder
     from bench.modes import MODES
-    from bench.run import declared_cases
+    from bench.selection import Selection
 
-    cases = declared_cases(options)
+    cases = Selection.of(options).declared()
     evaluations = [("evaluate", case_id(*case)) for case in cases]
     try:
         planned = Builder(options.tier, options.calibration_method).plan(cases)

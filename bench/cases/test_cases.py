@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import evidence, gates
+from bench import evidence, gates, stats
 
 pytestmark = pytest.mark.bench
 
@@ -32,7 +32,7 @@ def test_case(case, bench_run):
 
 def test_qat_not_worse_than_ptq(model_backend, bench_run):
     """QAT fine-tunes from the converged float model: it must not lose to PTQ on the same model,
-    judged image by image with the paired test every case gets (:func:`bench.gates.qat_vs_ptq_fails`)."""
+    judged image by image with the paired test every case gets (:func:`bench.gates.qat_vs_ptq_check`)."""
     model, backend = model_backend
     modes = bench_run.options.modes
     if QAT_MODE not in modes or PTQ_MODE not in modes:
@@ -41,12 +41,11 @@ def test_qat_not_worse_than_ptq(model_backend, bench_run):
         _skip_if_not_run(bench_run, model, mode, backend)
     qat = bench_run.run_case(model, QAT_MODE, backend)
     ptq = bench_run.run_case(model, PTQ_MODE, backend)
-    message = gates.qat_vs_ptq_fails(
+    check = gates.qat_vs_ptq_check(
         model, backend, evidence.unpack(qat["correct_bits"], qat["n_test"]),
-        evidence.unpack(ptq["correct_bits"], ptq["n_test"]), gates.per_case_alpha(bench_run.cases_judged))
-    if message:
-        bench_run.record.add_failures([message])
-    assert message is None, message
+        evidence.unpack(ptq["correct_bits"], ptq["n_test"]), stats.per_case_alpha(bench_run.cases_judged))
+    bench_run.record.add_failures(gates.failures([check]))
+    assert check.passed, check.failure
 
 
 def test_backends_agree(model_mode, bench_run):

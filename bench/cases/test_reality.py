@@ -71,7 +71,7 @@ def _source_model(bench_run, model: str, mode: str):
 
 
 def test_layer_error(case, bench_run):
-    """Per-layer SNR for the report; the final logits must pass ``gates.final_snr_fails``.
+    """Per-layer SNR for the report; the final logits must pass ``gates.final_snr_check``.
 
     The rows compare with the float32 artifact (for QAT that includes what fine-tuning changed).
     The gate compares the artifact's logits with its source Keras model's, so that for QAT it
@@ -95,8 +95,8 @@ def test_layer_error(case, bench_run):
     worst = min(errors.rows, key=lambda row: row["snr_db"])
     print(f"{case_id(*case)}: final logits {snr:.1f} dB vs source model; worst layer "
           f"{worst['layer']} {worst['snr_db']:.1f} dB vs float32 artifact")
-    message = gates.final_snr_fails(case_id(*case), snr, errors.rows)
-    assert not message, message
+    check = gates.final_snr_check(case_id(*case), snr, errors.rows)
+    assert check.passed, check.failure
 
 
 def _with_weight(inspection, index: int, **changes):

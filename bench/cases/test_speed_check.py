@@ -62,19 +62,19 @@ def measure_speedup(run, model: str, backend: str, slowdown: float = 1.0) -> flo
     return medians[REFERENCE_MODE] / medians[CHECK_MODE]
 
 
-def against_baseline(run, model: str, backend: str, speedup: float) -> tuple[str | None, str, float | None]:
+def against_baseline(run, model: str, backend: str, speedup: float) -> tuple[gates.Check, float | None]:
     """``speedup`` of ptq_int8 judged against the stored baseline's, as the check judges it.
 
     Returns:
-        ``(failure or None, verdict text, the baseline's speedup where it applies here)``: it
-        applies where the entry records one and was measured on this testbed and CPU model.
+        ``(the check, the baseline's speedup where it applies here)``: it applies where the entry
+        records one and was measured on this testbed and CPU model.
     """
     cid = case_id(model, CHECK_MODE, backend)
     entry, recorded = run.baseline_entry(cid)
     stored = (entry or {}).get("speedup_vs_float")
     same_isa = environment.same_isa(recorded, run.environment)
-    regression, verdict = gates.speedup_vs_baseline_fails(cid, speedup, stored, same_isa, model)
-    return regression, verdict, stored if stored is not None and same_isa else None
+    check = gates.speedup_vs_baseline_check(cid, speedup, stored, same_isa, model)
+    return check, stored if stored is not None and same_isa else None
 
 
 def test_int8_speed_check(model_backend, bench_run):
@@ -84,12 +84,12 @@ def test_int8_speed_check(model_backend, bench_run):
     _skip_unless_checked(bench_run, model, backend)
     cid = case_id(model, CHECK_MODE, backend)
     speedup = measure_speedup(bench_run, model, backend)
-    regression, verdict, _ = against_baseline(bench_run, model, backend, speedup)
-    floor_failure, _, _ = gates.int8_speedup_fails(cid, model, speedup, bench_run.environment["cpu"])
-    bench_run.record.add_harness_item("speed_check", cid, {"speedup_vs_float": speedup, "verdict": verdict})
-    print(f"\n{cid}: {verdict}")
-    assert regression is None, regression
-    assert floor_failure is None, floor_failure
+    kept, _ = against_baseline(bench_run, model, backend, speedup)
+    floor = gates.int8_speedup_check(cid, model, speedup, bench_run.environment["cpu"])
+    bench_run.record.add_harness_item("speed_check", cid, {"speedup_vs_float": speedup, "verdict": kept.note})
+    print(f"\n{cid}: {kept.note}")
+    assert kept.passed, kept.failure
+    assert floor.passed, floor.failure
 
 
 def test_planted_int8_slowdown_is_caught(bench_run):
@@ -103,11 +103,11 @@ def test_planted_int8_slowdown_is_caught(bench_run):
         pytest.skip(f"needs litert and one of the speed-gated models {gates.SPEEDUP_BASELINE_MODELS} selected")
     _skip_unless_checked(bench_run, model, backend)
     cid = case_id(model, CHECK_MODE, backend)
-    _, verdict, stored = against_baseline(bench_run, model, backend, float("nan"))
+    unmeasured, stored = against_baseline(bench_run, model, backend, float("nan"))
     if stored is None:
-        pytest.skip(f"{cid}: the stored baseline speedup does not apply here: {verdict.split('; ', 1)[-1]}")
+        pytest.skip(f"{cid}: the stored baseline speedup does not apply here: {unmeasured.note.split('; ', 1)[-1]}")
     planted = measure_speedup(bench_run, model, backend, slowdown=2.0)
-    regression, verdict, _ = against_baseline(bench_run, model, backend, planted)
-    print(f"\n{cid}: stored baseline {stored:.2f}x, planted 2x slowdown {planted:.2f}x: {verdict}")
-    assert regression is not None, f"a 2x slower int8 path passed against the stored baseline: {verdict}"
-    assert f"fell to {planted:.2f}x from the baseline's {stored:.2f}x" in regression
+    regression, _ = against_baseline(bench_run, model, backend, planted)
+    print(f"\n{cid}: stored baseline {stored:.2f}x, planted 2x slowdown {planted:.2f}x: {regression.note}")
+    assert regression.fails, f"a 2x slower int8 path passed against the stored baseline: {regression.note}"
+    assert f"fell to {planted:.2f}x from the baseline's {stored:.2f}x" in regression.failure

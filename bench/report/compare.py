@@ -6,7 +6,7 @@ checks every per-image record; both are normalized to ``{case_id: case}`` first.
 measured on both sides:
 
 - a :class:`CaseVerdict`: where both sides hold per-image outcomes (``correct_bits``) of the same
-  number of test images, the paired verdict of :func:`bench.gates.judge`, as the session judges a
+  number of test images, the paired verdict of :func:`bench.stats.judge`, as the session judges a
   run against its baselines (the false-alarm rate shared among the cases compared, the tier's
   ceiling), with the differences of environment and case definition beside it as likely causes.
   A case whose recipe hash changed is judged like any other; the change is one of its causes.
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from bench import environment, evidence, gates
+from bench import environment, evidence, stats
 from bench.errors import ReportError
 from bench.report.format import is_number
 from bench.report.significance import (
@@ -98,7 +98,7 @@ class CaseVerdict:
     """
 
     case_id: str
-    verdict: gates.Verdict | None
+    verdict: stats.Verdict | None
     unpaired: str | None
     accuracy_before: float | None
     accuracy_after: float | None
@@ -274,7 +274,7 @@ def judge_case(case_id: str, before_case: Mapping[str, Any], after_case: Mapping
         after_case: Its entry on side B.
         a: Side A.
         b: Side B.
-        alpha: The false-alarm rate of one case (:func:`bench.gates.per_case_alpha`).
+        alpha: The false-alarm rate of one case (:func:`bench.stats.per_case_alpha`).
         ceiling_pp: The tier's ceiling, or None without a known tier.
 
     Raises:
@@ -292,7 +292,7 @@ def judge_case(case_id: str, before_case: Mapping[str, Any], after_case: Mapping
     if ceiling_pp is None:
         raise ReportError(f"cannot judge {case_id}: neither file names a known tier "
                           f"({', '.join(TIERS)}), and the verdict's ceiling is the tier's")
-    verdict = gates.judge(after_bits, before_bits, alpha=alpha, ceiling_pp=ceiling_pp, causes=causes)
+    verdict = stats.judge(after_bits, before_bits, alpha=alpha, ceiling_pp=ceiling_pp, causes=causes)
     return CaseVerdict(case_id, verdict, None, verdict.baseline_accuracy, verdict.accuracy, *sizes,
                        causes=tuple(causes))
 
@@ -346,7 +346,7 @@ def compare(a: Mapping[str, Any], b: Mapping[str, Any],
     common = [case_id for case_id in sort_case_ids(set(before_cases) & set(after_cases))
               if was_measured(before_cases[case_id]) and was_measured(after_cases[case_id])]
     # The run's false-alarm rate is shared among the cases compared, as the session shares it.
-    alpha = gates.per_case_alpha(len(common))
+    alpha = stats.per_case_alpha(len(common))
     tier = verdict_tier(a, b)
     ceiling_pp = verdict_ceiling_pp(tier)
     verdicts = tuple(
@@ -377,7 +377,7 @@ def baseline_history(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[tuple[
 
 
 def metric_rows(a: Mapping[str, Any], b: Mapping[str, Any], threshold_pp: float,
-                paired: Mapping[str, gates.Verdict]) -> list[Row]:
+                paired: Mapping[str, stats.Verdict]) -> list[Row]:
     """The metric rows of :func:`compare`, and a row for each case on one side only.
 
     Args:

@@ -1,7 +1,7 @@
 """REPORT.md's "Against the baseline": each case's paired verdict, a count, the rule, one row each.
 
-A schema-2 case carries ``baseline_verdict`` (one of :data:`bench.gates.VERDICTS`) and
-``baseline_comparison`` (:meth:`bench.gates.Verdict.as_dict`, or None): its per-image outcomes
+A schema-2 case carries ``baseline_verdict`` (one of :data:`bench.stats.VERDICTS`) and
+``baseline_comparison`` (:meth:`bench.stats.Verdict.as_dict`, or None): its per-image outcomes
 against the baseline's, judged by the session. The cells are :mod:`bench.report.verdicts`', which
 ``compare`` prints its own verdicts with.
 """

@@ -1,6 +1,6 @@
 """The cells of a paired verdict, shared by REPORT.md's "Against the baseline" and ``compare``.
 
-A verdict is :meth:`bench.gates.Verdict.as_dict`: one case's outcomes on every test image against
+A verdict is :meth:`bench.stats.Verdict.as_dict`: one case's outcomes on every test image against
 those of another run. Both tables print it with these functions, so the report and the reviewers'
 comparison show the same numbers the same way.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from bench.gates import VERDICTS
 from bench.report.format import NOT_AVAILABLE, format_percent, format_signed_pp, is_number
+from bench.stats import VERDICTS
 
 NO_BASELINE = "no_baseline"
 # Verdicts as the tables print them; the others print as they are named.
@@ -46,7 +46,7 @@ def format_p_value(comparison: Mapping[str, Any] | None) -> str:
 
     The loss's p decides ``regressed``, the gain's ``improved``; for a case that gained more than
     it lost, the loss's p is near 1 and says nothing, so the gain's is shown. Two significant
-    digits, as :meth:`bench.gates.Verdict.summary` prints them: ``0.0027``, ``3.1e-06``; 1 when
+    digits, as :meth:`bench.stats.Verdict.summary` prints them: ``0.0027``, ``3.1e-06``; 1 when
     no image changed its outcome.
     """
     if not comparison:
@@ -122,7 +122,7 @@ def shared_causes_paragraph(shared: Sequence[str], against: str = "") -> list[st
 
 
 def verdict_counts(verdicts: Iterable[str]) -> str:
-    """``17 identical, 2 drift, 1 regressed``: verdicts counted, in :data:`bench.gates.VERDICTS`
+    """``17 identical, 2 drift, 1 regressed``: verdicts counted, in :data:`bench.stats.VERDICTS`
     order; any other name (compare's ``no per-image record``) follows alphabetically."""
     counts: dict[str, int] = {}
     for verdict in verdicts:

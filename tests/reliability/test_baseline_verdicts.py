@@ -1,6 +1,6 @@
 """The gate against the baseline, proven with real runs (smoke cnn, LiteRT), as CI runs it.
 
-Every case is judged image by image against its baseline entry (``bench.gates.judge``), whatever
+Every case is judged image by image against its baseline entry (``bench.stats.judge``), whatever
 changed in the environment or the case definition; those differences are printed beside the
 verdict as its likely cause. The four proofs the gate owes its users:
 

@@ -91,7 +91,7 @@ def _show(record: dict) -> None:
 def test_the_real_case_passes_its_gates(reference):
     """The control: unbroken, the same case passes drop and size gates."""
     record = reference.records["ptq_int8"]
-    assert gates.case_gates(reference.run.tier, MODES.get(record["mode"]), record) == []
+    assert gates.failures(gates.case_checks(reference.run.tier, MODES.get(record["mode"]), record)) == []
 
 
 def test_noise_calibration_is_caught(plant, private_cache, tmp_path, reference):
@@ -122,7 +122,7 @@ def test_float_model_shipped_as_int8_fails_the_size_gate(plant, private_cache, t
     record = _run_planted(float_as_int8, plant, private_cache, tmp_path, reference)
     _show(record)
     assert record["status"] == "failed"
-    expected = gates.size_ratio_fails(CASE, 1.0, 2.8, record["size_bytes"], record["float_size_bytes"])
+    expected = gates.size_ratio_check(CASE, 1.0, 2.8, record["size_bytes"], record["float_size_bytes"]).failure
     assert record["size_ratio"] == 1.0
     assert expected in record["failures"], record["failures"]
     assert "is the model really quantized?" in expected
@@ -160,10 +160,10 @@ def test_drop_just_past_the_budget_is_caught(reference):
     tier = reference.run.tier
     drop = record["accuracy_drop_pp"]
     at_budget = dataclasses.replace(tier, drop_budget_pp={**tier.drop_budget_pp, record["mode"]: drop})
-    assert gates.case_gates(at_budget, MODES.get(record["mode"]), record) == []
+    assert gates.failures(gates.case_checks(at_budget, MODES.get(record["mode"]), record)) == []
     budget = round(drop - 0.01, 6)
     below = dataclasses.replace(tier, drop_budget_pp={**tier.drop_budget_pp, record["mode"]: budget})
-    messages = gates.case_gates(below, MODES.get(record["mode"]), record)
+    messages = gates.failures(gates.case_checks(below, MODES.get(record["mode"]), record))
     print(f"\n{messages}")
     assert messages == [
         f"{record['id']}: accuracy drop {drop:.2f} pp exceeds the budget of {budget:.2f} pp "

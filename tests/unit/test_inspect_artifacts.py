@@ -92,6 +92,6 @@ def test_onnx_graphs_pair_by_name_or_are_unpaired(tmp_path):
 def test_final_snr_fails_below_the_floor():
     floor = gates.FINAL_LOGITS_SNR_FLOOR_DB
     rows = [{"layer": "conv1", "snr_db": 30.0}, {"layer": "logits", "snr_db": 12.34}]
-    assert gates.final_snr_fails("cnn-ptq_int8-litert", floor + 0.1, rows) is None
-    message = gates.final_snr_fails("cnn-ptq_int8-litert", floor, rows)
+    assert not gates.final_snr_check("cnn-ptq_int8-litert", floor + 0.1, rows)
+    message = gates.final_snr_check("cnn-ptq_int8-litert", floor, rows).failure
     assert message.startswith("cnn-ptq_int8-litert: final logits SNR 15.0 dB") and "logits 12.3" in message

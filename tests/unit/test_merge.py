@@ -2,7 +2,7 @@
 cross-backend agreement computed from the predictions, and every input it must refuse.
 
 The documents are small but real: per-image records packed by bench.evidence, verdicts judged by
-bench.gates against a baselines file on disk, as a shard writes them. Two shards split by backend
+bench.stats against a baselines file on disk, as a shard writes them. Two shards split by backend
 (litert, onnxruntime) of one model and two modes; the "single run" is the same four cases judged
 with the whole run's count, and its agreement is computed the way ``BenchRun.agreement`` does,
 from logits.
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import evidence, gates, metrics
+from bench import evidence, gates, metrics, stats
 from bench import merge as merging
 from bench.environment import fingerprint_id
 from bench.errors import ReportError
@@ -74,8 +74,8 @@ def _case(cid: str, predicted: np.ndarray, baseline: np.ndarray, cases_judged: i
     """A case as BenchRun.run_case records it, judged with ``cases_judged``'s per-case alpha."""
     model, mode, backend = cid.split("-")
     correct = predicted == LABELS
-    verdict = gates.judge(correct, baseline, alpha=gates.per_case_alpha(cases_judged), ceiling_pp=0.5)
-    failures = [m for m in [gates.verdict_fails(cid, verdict)] if m]
+    verdict = stats.judge(correct, baseline, alpha=stats.per_case_alpha(cases_judged), ceiling_pp=0.5)
+    failures = gates.failures([gates.verdict_check(cid, verdict)])
     return {"id": cid, "model": model, "mode": mode, "backend": backend, "accuracy": float(correct.mean()),
             "float_accuracy": 0.9, "accuracy_drop_pp": 100 * (0.9 - float(correct.mean())), "drop_ci95_pp": [0, 0],
             "images_lost": 5 if mode == "ptq_int8" else 0, "images_gained": 0,

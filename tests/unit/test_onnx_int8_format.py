@@ -153,7 +153,8 @@ def test_only_the_u8u8_ptq_file_lowers_the_agreement_floor():
     assert ort.agreement_floor(vnni, "ptq_int8") is None
     mode = MODES.get("ptq_int8")
     pair = {"backends": ["litert", "onnxruntime"], "top1_agreement": 0.9825, "max_abs_logit_diff": 1.0}
-    assert gates.agreement_fails("mobilenet-ptq_int8", mode, [pair], reference=False)  # the mode's 0.99
-    assert not gates.agreement_fails("mobilenet-ptq_int8", mode, [{**pair, "floor": 0.97}], reference=False)
-    assert gates.agreement_fails("mobilenet-ptq_int8", mode, [{**pair, "floor": 0.97, "top1_agreement": 0.5}],
-                                 reference=False)
+    assert gates.failures(gates.agreement_checks("mobilenet-ptq_int8", mode, [pair], reference=False))  # the mode's 0.99
+    assert not gates.failures(gates.agreement_checks("mobilenet-ptq_int8", mode, [{**pair, "floor": 0.97}],
+                                                     reference=False))
+    assert gates.failures(gates.agreement_checks("mobilenet-ptq_int8", mode,
+                                                 [{**pair, "floor": 0.97, "top1_agreement": 0.5}], reference=False))

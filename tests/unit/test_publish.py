@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench import environment, gates
+from bench import environment, stats
 from bench.environment import fingerprint_id
 from bench.publish import TIMING_FIELDS, Published, merged_results, summary_lines, verdict_lines
 
@@ -127,7 +127,7 @@ def test_the_report_says_which_timings_are_carried_over():
 
 # --- verdict lines ------------------------------------------------------------------------------
 
-ALPHA = gates.per_case_alpha(32)
+ALPHA = stats.per_case_alpha(32)
 
 
 def _judged(cid: str, lost: int, gained: int, causes: tuple[str, ...] = (), n: int = 2000) -> dict:
@@ -136,7 +136,7 @@ def _judged(cid: str, lost: int, gained: int, causes: tuple[str, ...] = (), n: i
     current = baseline.copy()
     current[:lost] = False
     current[n // 2: n // 2 + gained] = True
-    verdict = gates.judge(current, baseline, ALPHA, 0.5, causes=causes)
+    verdict = stats.judge(current, baseline, ALPHA, 0.5, causes=causes)
     return _case(cid, baseline_verdict=verdict.verdict, baseline_comparison=verdict.as_dict())
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import evidence, gates
+from bench import evidence, stats
 from bench.errors import ReportError
 from bench.report import compare as cmp
 from bench.report import plots, significance
@@ -101,7 +101,7 @@ def test_sample_covers_every_section(sample, sample_b):
     assert any(case.get("latency_ms_b1") is None and case["status"] == "passed"
                for case in sample["cases"])
     assert sample["agreement"] and sample["layer_errors"]
-    assert {case.get("baseline_verdict") for case in sample["cases"]} >= set(gates.VERDICTS)
+    assert {case.get("baseline_verdict") for case in sample["cases"]} >= set(stats.VERDICTS)
     assert any(case.get("eval_batch") == 1 for case in sample["cases"])
     assert len(sample["lost_images"]["images"]) == 16
     # The comparison of the two samples: a regression, a recipe change, cases on one side only.
@@ -361,7 +361,7 @@ def test_compare_judges_a_regressed_case_with_its_numbers():
     [case] = comparison.verdicts
     assert case.name == "regressed"
     assert (case.verdict.lost, case.verdict.gained) == (20, 0)
-    assert case.verdict.alpha == gates.per_case_alpha(1)
+    assert case.verdict.alpha == stats.per_case_alpha(1)
     assert case.verdict.ceiling_pp == 0.5  # the smoke tier's
     assert comparison.regressed == [CASE]
     text = render_compare(comparison)
@@ -557,7 +557,7 @@ def test_causes_every_case_shares_are_stated_once():
     results["cases"].append({**results["cases"][0], "id": "cnn-qat_int8-litert", "mode": "qat_int8"})
     for case in results["cases"]:
         case["baseline_verdict"] = "identical"
-        case["baseline_comparison"] = gates.Verdict(
+        case["baseline_comparison"] = stats.Verdict(
             "identical", 0, 0, 1.0, 1.0, 0.005, 0.5, 100, 0.9, 0.9,
             causes=("tensorflow 2.21.0 -> 2.22.0",)).as_dict()
     results["cases"][1]["baseline_comparison"]["causes"].append("case definition (recipe hash) changed")
