@@ -237,7 +237,7 @@ SMOKE = Tier(
     # every cnn case; a Zen 5 and a Zen 4 (both avx512-vnni) differed by 0 images in every cnn
     # case; even across testbeds, an Intel Xeon with AMX flipped 0 images in 31 of 32 cases and 1
     # in one. 0.5 pp (10 images) is ten times that noise, so an unchanged pipeline on its own
-    # testbed never reaches it (gates.RUN_FALSE_ALARM), and half the smallest loss worth a red
+    # testbed never reaches it (stats.RUN_FALSE_ALARM), and half the smallest loss worth a red
     # build here: a planted 1.05 pp loss spread over 85 flips (p ~0.015, not significant after
     # the run's correction) is caught by it. A float model trained on another CPU class (or
     # by a changed recipe) churns by far more (cnn 28-36 flips, mobilenet up to 300): against

@@ -97,7 +97,7 @@ class Mode:
             measures bfloat16 inference): only backends that can honour it run the mode.
         batch_dependent: Backend -> why one image's output there depends on the other images of
             its batch. Such artifacts are evaluated one image at a time, as they are deployed;
-            every other artifact is checked to be batch-invariant (``gates.batch_dependence_fails``).
+            every other artifact is checked to be batch-invariant (``gates.batch_dependence_check``).
     """
 
     name: str
