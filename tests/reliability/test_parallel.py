@@ -118,6 +118,7 @@ def test_concurrent_publishers_lose_no_case(tmp_path, monkeypatch):
     from bench import baseline as baselines
     from bench import environment, publish, report
     from bench.run import Options
+    from bench.selection import Selection
     from bench.tiers import SMOKE
 
     def slow(read):
@@ -148,7 +149,8 @@ def test_concurrent_publishers_lose_no_case(tmp_path, monkeypatch):
         document = {"schema": 2, "tier": "smoke", "dataset_sha256": "d", "environment": {}, "run_id": "r",
                     "environments": {environment.fingerprint_id({}): {}},
                     "cases": [case], "agreement": [], "models": {}, "harness": {}, "layer_errors": {}}
-        return types.SimpleNamespace(options=options, tier=SMOKE, document=lambda: document)
+        return types.SimpleNamespace(options=options, tier=SMOKE, selection=Selection.of(options),
+                                     document=lambda: document)
 
     threads = [threading.Thread(target=publish.publish, args=(run(i),)) for i in range(8)]
     for thread in threads:
