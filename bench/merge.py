@@ -183,7 +183,7 @@ def _combined(shards: list[tuple[Path, dict]]) -> dict:
 
 
 def _lost_images(cases: list[dict], docs: list[dict]) -> dict | None:
-    """The lost images of the run's worst int8 case (as ``BenchRun.lost_images`` picks it), from
+    """The lost images of the run's worst int8 case (as ``bench.lost_images.lost_images`` picks it), from
     the shard that ran it (each shard drew its own worst case's)."""
     from bench.modes import MODES
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from bench.case_record import CaseRecord
 from bench.results import RESULTS_SCHEMA, sort_cases
 
 
@@ -26,7 +27,7 @@ class RunRecord:
         self.command = command
         self.environment = environment
         self.environment_id = environment_id
-        self.cases: dict[str, dict] = {}
+        self.cases: dict[str, CaseRecord] = {}
         self.agreements: dict[str, dict] = {}
         self.layer_errors: dict[str, list[dict]] = {}
         self.timings: dict[str, dict] = {}
@@ -36,9 +37,9 @@ class RunRecord:
         self.not_run: dict[str, dict] = {}
         self.run_info: dict[str, object] = {}
 
-    def add_case(self, record: dict) -> None:
-        """A judged case (its fields are made by :meth:`bench.run.BenchRun.run_case`)."""
-        self.cases[record["id"]] = record
+    def add_case(self, record: CaseRecord) -> None:
+        """A judged case (made by :meth:`bench.run.BenchRun.run_case`)."""
+        self.cases[record.id] = record
 
     def add_not_run(self, entry: dict) -> None:
         """A case of the selection that did not run: ``{"id", "reason", "kind", "in_baseline",
@@ -50,7 +51,7 @@ class RunRecord:
 
     def add_portability(self, model: str, rows: list[dict]) -> None:
         """Which of ``model``'s integer ONNX files run on which other ONNX runtime (see
-        :meth:`bench.run.BenchRun.portability`)."""
+        :func:`bench.portability.rows`)."""
         self.portability[model] = rows
 
     def add_layer_errors(self, case_id: str, rows: list[dict]) -> None:
@@ -85,7 +86,7 @@ class RunRecord:
             dataset_sha256: The data set's hash (None when no case loaded it).
             n_test: Test images per case.
             models: Per-model summary (parameters, training time, cached).
-            lost_images: The worst int8 case's lost images (see ``BenchRun.lost_images``).
+            lost_images: The worst int8 case's lost images (see :func:`bench.lost_images.lost_images`).
             seconds: Conversion and evaluation seconds per case id, this run's.
         """
         seconds = seconds or {}
@@ -101,7 +102,7 @@ class RunRecord:
             "n_test": n_test,
             "models": models,
             "cases": sort_cases(
-                {**record, **seconds.get(cid, {}), **self.timings.get(cid, {})}
+                {**record.as_dict(), **seconds.get(cid, {}), **self.timings.get(cid, {})}
                 for cid, record in self.cases.items()
             ),
             "not_run": sort_cases(self.not_run.values()),

@@ -5,11 +5,16 @@ case, applies the gates of :mod:`bench.gates` (judging it against its baseline w
 :mod:`bench.stats`) and keeps what it found in the
 :class:`bench.record.RunRecord`. A case run twice (a cross-case test asks for it again) is
 measured once: the builder memoizes logits and artifacts, so asking again only re-judges.
+
+Running and judging is all it does: a case's result is a :class:`bench.case_record.CaseRecord`;
+the portability experiment is :mod:`bench.portability`, the lost-images gallery
+:mod:`bench.lost_images`, and the results document :mod:`bench.run_document` (the run keeps a
+thin :meth:`BenchRun.portability` and :meth:`BenchRun.document` for the callers that hold the
+run as one object: the case module, through its fixture, and :mod:`bench.publish`).
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import itertools
 import uuid
@@ -18,19 +23,28 @@ from pathlib import Path
 import numpy as np
 
 from bench import baseline as baselines
-from bench import environment, evidence, gates, metrics, provenance, results, stats, testbeds
+from bench import (
+    environment,
+    evidence,
+    gates,
+    metrics,
+    portability,
+    provenance,
+    results,
+    run_document,
+    stats,
+    testbeds,
+)
 from bench.backends import BACKENDS
 from bench.build import Builder
 from bench.cache import Cache, file_sha256, log
-from bench.errors import BaselineError, first_line
+from bench.case_record import CaseRecord
+from bench.errors import BaselineError
 from bench.modes import MODES, REFERENCE_MODE
 from bench.record import RunRecord
 from bench.results import case_id
 from bench.selection import Selection
 from bench.tiers import Tier
-
-# Lost images of the worst int8 case drawn in the report (a 4x4 grid).
-LOST_IMAGES_SHOWN = 16
 
 
 @dataclasses.dataclass
@@ -231,7 +245,7 @@ class BenchRun:
             log(f"[baseline] {exc}; it will be rewritten from this run")
             return None
 
-    def run_case(self, model: str, mode: str, backend: str) -> dict:
+    def run_case(self, model: str, mode: str, backend: str) -> CaseRecord:
         """Evaluates one case, applies its gates, records and returns its result."""
         cid = case_id(model, mode, backend)
         labels = self.build.splits.y_test
@@ -244,39 +258,39 @@ class BenchRun:
         invariance = self.build.batch_invariance(model, mode, backend)
         invariance["depends_on_batch"] = gates.depends_on_batch(invariance)
         correct = evidence.correct(logits, labels)
-        record = {
-            "id": cid,
-            "model": model,
-            "mode": mode,
-            "backend": backend,
-            "accuracy": metrics.accuracy(logits, labels),
-            "float_accuracy": metrics.accuracy(float_logits, labels),
-            "accuracy_drop_pp": drop.drop_pp,
-            "drop_ci95_pp": list(drop.ci95_pp),
-            "mcnemar_p": drop.mcnemar_p,
-            "images_lost": drop.lost,
-            "images_gained": drop.gained,
-            "size_bytes": size,
-            "float_size_bytes": float_size,
-            "size_ratio": float_size / size,
-            "params": int(self.build.trained(model).model.count_params()),
-            "n_test": int(len(labels)),
-            "recipe_hash": self.build.recipe_hash(model, mode, backend),
-            "int8_format": self.build.int8_format(mode, backend),
-            "artifact_sha256": file_sha256(path),
-            "eval_batch": invariance["eval_batch"],
-            "batch_invariance": invariance,
-            "correct_bits": evidence.pack(correct),
-            "predictions": evidence.pack_predictions(evidence.predictions(logits)),
-            "environment": self.record.environment_id,
-        }
+        record = CaseRecord(
+            id=cid,
+            model=model,
+            mode=mode,
+            backend=backend,
+            accuracy=metrics.accuracy(logits, labels),
+            float_accuracy=metrics.accuracy(float_logits, labels),
+            accuracy_drop_pp=drop.drop_pp,
+            drop_ci95_pp=list(drop.ci95_pp),
+            mcnemar_p=drop.mcnemar_p,
+            images_lost=drop.lost,
+            images_gained=drop.gained,
+            size_bytes=size,
+            float_size_bytes=float_size,
+            size_ratio=float_size / size,
+            params=int(self.build.trained(model).model.count_params()),
+            n_test=int(len(labels)),
+            recipe_hash=self.build.recipe_hash(model, mode, backend),
+            int8_format=self.build.int8_format(mode, backend),
+            artifact_sha256=file_sha256(path),
+            eval_batch=invariance["eval_batch"],
+            batch_invariance=invariance,
+            correct_bits=evidence.pack(correct),
+            predictions=evidence.pack_predictions(evidence.predictions(logits)),
+            environment=self.record.environment_id,
+        )
         failures = gates.failures([
-            *gates.case_checks(self.tier, MODES.get(mode), record),
+            *gates.case_checks(self.tier, MODES.get(mode), record.as_dict()),
             gates.batch_dependence_check(cid, invariance, MODES.get(mode).batch_dependent.get(backend)),
         ])
-        record.update(self._judge(record, correct, failures))
-        record["status"] = "failed" if failures else "passed"
-        record["failures"] = failures
+        record.baseline_verdict, record.baseline_comparison = self._judge(record, correct, failures)
+        record.status = "failed" if failures else "passed"
+        record.failures = failures
         self.record.add_case(record)
         return record
 
@@ -286,11 +300,12 @@ class BenchRun:
         recorded = (self.baseline or {}).get("environments", {}).get(entry["environment"], {}) if entry else {}
         return entry, recorded
 
-    def _judge(self, record: dict, correct: np.ndarray, failures: list[str]) -> dict:
-        """The case against its baseline entry: the verdict, and the baseline's failures added to
+    def _judge(self, record: CaseRecord, correct: np.ndarray, failures: list[str]) -> tuple[str, dict | None]:
+        """The case against its baseline entry: the verdict and its details (None without an
+        entry to judge against), and the baseline's failures added to
         ``failures``. Computed on every run; differences of environment or case definition are
         reported beside it as causes, never instead of it."""
-        cid = record["id"]
+        cid = record.id
         path = self.options.baseline_path()
         entry, recorded_env = self.baseline_entry(cid)
         gated = self.own_baseline and not self.options.update_baselines
@@ -298,17 +313,17 @@ class BenchRun:
             if gated:
                 failures.append(
                     f"{cid}: no baseline entry in {path}; create it with "
-                    f"`{results.update_command(self.tier.name, [record['model']])}` and commit the file"
+                    f"`{results.update_command(self.tier.name, [record.model])}` and commit the file"
                 )
-            return {"baseline_verdict": "no_baseline", "baseline_comparison": None}
+            return "no_baseline", None
         if "correct_bits" not in entry:
             if gated:
                 failures.append(
                     f"{cid}: the baseline entry in {path} has no per-image record (correct_bits), so "
                     f"the case cannot be judged; re-record it with "
-                    f"`{results.update_command(self.tier.name, [record['model']])}`"
+                    f"`{results.update_command(self.tier.name, [record.model])}`"
                 )
-            return {"baseline_verdict": "no_baseline", "baseline_comparison": None}
+            return "no_baseline", None
         env_changes = environment.differences(recorded_env, self.environment)
         causes = list(env_changes)
         if not self.own_baseline:
@@ -316,10 +331,10 @@ class BenchRun:
                              "shown, not gated")
         if self.baseline.get("dataset_sha256") != self.build.dataset.sha256:
             causes.append("data set hash differs from the baseline's")
-        definition_changed = entry.get("recipe_hash") != record["recipe_hash"]
+        definition_changed = entry.get("recipe_hash") != record.recipe_hash
         if definition_changed:
             causes.append("case definition (recipe hash) changed")
-        if entry.get("artifact_sha256") and entry["artifact_sha256"] != record["artifact_sha256"]:
+        if entry.get("artifact_sha256") and entry["artifact_sha256"] != record.artifact_sha256:
             causes.append("artifact bytes differ from the baseline's")
         verdict = stats.judge(
             correct, baselines.correct_of(path, cid, entry, len(correct)),
@@ -333,11 +348,11 @@ class BenchRun:
             exact = not (env_changes or definition_changed)
             failures.extend(gates.failures([
                 gates.verdict_check(cid, verdict),
-                gates.baseline_size_check(cid, record["size_bytes"], entry["size_bytes"],
+                gates.baseline_size_check(cid, record.size_bytes, entry["size_bytes"],
                                           None if exact else self.tier.size_tolerance),
                 *([gates.strict_env_check(cid, env_changes)] if self.options.strict_env else []),
             ]))
-        return {"baseline_verdict": verdict.verdict, "baseline_comparison": verdict.as_dict()}
+        return verdict.verdict, verdict.as_dict()
 
     def _pair_floor(self, mode: str, a: str, b: str) -> float | None:
         return pair_floor(self.testbed, mode, a, b)
@@ -375,103 +390,13 @@ class BenchRun:
         self.record.add_failures(record["failures"])
         return record
 
-    def lost_images(self) -> dict | None:
-        """The images the worst int8 case of the run got wrong where float32 got them right.
-
-        Worst: the largest drop against float32 on the same backend. The pixels (28x28 uint8,
-        base64) travel in results.json, so the report draws them without the data set.
-        """
-        int8 = [r for r in self.record.cases.values() if MODES.get(r["mode"]).integer and r["images_lost"]]
-        if not int8:
-            return None
-        worst = max(int8, key=lambda r: (r["accuracy_drop_pp"], r["id"]))
-        model, mode, backend = worst["model"], worst["mode"], worst["backend"]
-        labels = self.build.splits.y_test
-        predicted = np.argmax(self.build.logits(model, mode, backend), axis=1)
-        float_predicted = np.argmax(self.build.logits(model, REFERENCE_MODE, backend), axis=1)
-        lost = np.flatnonzero((float_predicted == labels) & (predicted != labels))[:LOST_IMAGES_SHOWN]
-        return {
-            "case": worst["id"],
-            "float_case": case_id(model, REFERENCE_MODE, backend),
-            "images_lost": worst["images_lost"],
-            "images": [
-                {"position": int(i), "label": int(labels[i]), "predicted": int(predicted[i]),
-                 "float_predicted": int(float_predicted[i]),
-                 "pixels": _base64_pixels(self.build.splits.x_test[i])}
-                for i in lost
-            ],
-        }
-
     def portability(self, model: str) -> list[dict]:
-        """Every int8 ONNX file of ``model`` tried on every selected runtime that reads ONNX.
-
-        A file is the one a backend's own exporter made (ORT's static QDQ and dynamic files, the
-        QAT export, NNCF's); each other ONNX runtime loads and runs it on the test set. The row gives the
-        accuracy and the top-1 agreement with the file's own runtime, or the runtime's one-line
-        error: which quantized file runs where.
-        """
-        onnx_runtimes = [b for b in self.options.backends if BACKENDS.get(b).suffix == ".onnx"]
-        rows = []
-        for mode in self.options.modes:
-            spec = MODES.get(mode)
-            if spec.weights != "int8":
-                continue
-            for maker in onnx_runtimes:
-                if spec.artifact_backend(maker) != maker or self.skip_reason(model, mode, maker):
-                    continue
-                own = self.build.logits(model, mode, maker)
-                for runtime in onnx_runtimes:
-                    if runtime != maker and not self.selection.unavailable_reason(mode, runtime):
-                        rows.append(self._try_file(model, mode, maker, runtime, own))
-                rows += self._other_recipe(model, mode, maker, own)
+        """Which of ``model``'s int8 ONNX files run on which other selected ONNX runtime
+        (:func:`bench.portability.rows`), recorded for results.json."""
+        rows = portability.rows(self.build, self.selection, model)
         self.record.add_portability(model, rows)
         return rows
 
-    def _other_recipe(self, model: str, mode: str, maker: str, own: np.ndarray) -> list[dict]:
-        """The file the other kind of testbed's recipe makes (``bench.backends.onnxruntime``:
-        the VNNI format on an AVX2 testbed, the AVX2 one on VNNI), run here by its own runtime,
-        so that what the other recipe would cost on this CPU is a fact in the table."""
-        if not self.build.int8_format(mode, maker):
-            return []
-        from bench.backends import onnxruntime as ort_backend
-
-        other_testbed = ort_backend.other_recipe_testbed(self.build.testbed)
-        if other_testbed is None:
-            return []
-        other = self.build.for_testbed(other_testbed)
-        recipe = f"{other.testbed.name} ({other.int8_format(mode, maker)})"
-        return [self._try_file(model, mode, maker, maker, own, build=other, recipe=recipe)]
-
-    def _try_file(self, model: str, mode: str, maker: str, runtime: str, own: np.ndarray,
-                  build: Builder | None = None, recipe: str | None = None) -> dict:
-        """One row: ``build``'s file (default: the run's own, whose recipe is this testbed's) on ``runtime``."""
-        build = build or self.build
-        fmt = build.int8_format(mode, maker)
-        row = {"model": model, "mode": mode, "file": case_id(model, mode, maker), "runtime": runtime,
-               "recipe": recipe or build.testbed.name + (f" ({fmt})" if fmt else "")}
-        try:
-            runner = BACKENDS.get(runtime).load(build.artifact(model, mode, maker))
-            # A file whose outputs depend on the batch (ORT's dynamic file) is run one image at a
-            # time everywhere, as deployed; any other at the evaluation batch.
-            logits = runner.predict(self.build.inputs("test", model), MODES.get(mode).eval_batch(maker))
-        except Exception as exc:  # any runtime's refusal is the finding; it never stops the run
-            return {**row, "runs": False, "error": f"{type(exc).__name__}: {first_line(exc)}"}
-        labels = self.build.splits.y_test
-        return {**row, "runs": True, "accuracy": metrics.accuracy(logits, labels),
-                "file_accuracy": metrics.accuracy(own, labels), "top1_agreement": metrics.agreement(own, logits),
-                "max_abs_logit_diff": metrics.max_abs_diff(own, logits)}
-
     def document(self) -> dict:
-        """The results document of the cases run so far."""
-        build = self.build
-        return self.record.document(
-            dataset_sha256=build.dataset.sha256 if build.has_data() else None,
-            n_test=int(len(build.splits.y_test)) if build.has_data() else None,
-            models=self.weights.added_to(build.models_summary()),
-            lost_images=self.lost_images() if build.has_data() else None,
-            seconds=build.seconds,
-        )
-
-
-def _base64_pixels(image: np.ndarray) -> str:
-    return base64.b64encode(image.astype(np.uint8).tobytes()).decode("ascii")
+        """The results document of the cases run so far (:func:`bench.run_document.results_document`)."""
+        return run_document.results_document(self.record, self.build, self.weights)

@@ -27,7 +27,7 @@ def test_case(case, bench_run):
     model, mode, backend = case
     _skip_if_not_run(bench_run, model, mode, backend)
     record = bench_run.run_case(model, mode, backend)
-    assert not record["failures"], "\n".join(record["failures"])
+    assert not record.failures, "\n".join(record.failures)
 
 
 def test_qat_not_worse_than_ptq(model_backend, bench_run):
@@ -42,8 +42,8 @@ def test_qat_not_worse_than_ptq(model_backend, bench_run):
     qat = bench_run.run_case(model, QAT_MODE, backend)
     ptq = bench_run.run_case(model, PTQ_MODE, backend)
     check = gates.qat_vs_ptq_check(
-        model, backend, evidence.unpack(qat["correct_bits"], qat["n_test"]),
-        evidence.unpack(ptq["correct_bits"], ptq["n_test"]), stats.per_case_alpha(bench_run.cases_judged))
+        model, backend, evidence.unpack(qat.correct_bits, qat.n_test),
+        evidence.unpack(ptq.correct_bits, ptq.n_test), stats.per_case_alpha(bench_run.cases_judged))
     bench_run.record.add_failures(gates.failures([check]))
     assert check.passed, check.failure
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.case_record import CaseRecord
 from bench.tiers import SMOKE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -194,7 +195,7 @@ class Reference:
     """An unmodified in-process run on the trained cache, and its real litert records."""
 
     run: object
-    records: dict[str, dict]
+    records: dict[str, CaseRecord]
 
 
 REFERENCE_MODES = ("float32", "ptq_float16", "ptq_int8")

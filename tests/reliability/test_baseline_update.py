@@ -52,8 +52,8 @@ def test_an_update_refuses_a_regressed_case_until_it_is_accepted_and_records_why
     planted = _plant_a_better_baseline(path)
 
     run, records = _run(cache, tmp_path / "refused", folder)
-    assert records["ptq_int8"]["baseline_verdict"] == "regressed"
-    (failure,) = [m for m in records["ptq_int8"]["failures"] if "refuses" in m]
+    assert records["ptq_int8"].baseline_verdict == "regressed"
+    (failure,) = [m for m in records["ptq_int8"].failures if "refuses" in m]
     assert f'--accept "{CASE}=<why the change is intended>"' in failure
     published = publish(run)
     assert load_baselines(path)["cases"][CASE]["correct_bits"] == planted  # the old entry is kept
@@ -62,10 +62,10 @@ def test_an_update_refuses_a_regressed_case_until_it_is_accepted_and_records_why
 
     reason = "planted: calibration changed on purpose (#19)"
     run, records = _run(cache, tmp_path / "accepted", folder, accepts={CASE: reason})
-    assert records["ptq_int8"]["baseline_verdict"] == "regressed" and records["ptq_int8"]["status"] == "passed"
+    assert records["ptq_int8"].baseline_verdict == "regressed" and records["ptq_int8"].status == "passed"
     published = publish(run)
     stored = load_baselines(path)
-    assert stored["cases"][CASE]["correct_bits"] == records["ptq_int8"]["correct_bits"]
+    assert stored["cases"][CASE]["correct_bits"] == records["ptq_int8"].correct_bits
     (entry,) = stored["history"]
     assert (entry["case"], entry["verdict"], entry["lost"], entry["gained"], entry["reason"]) == \
         (CASE, "regressed", PLANTED_LOST, 0, reason)

@@ -38,6 +38,7 @@ import pytest
 
 from bench import atomic, environment, evidence, gates
 from bench import baseline as baselines
+from bench.case_record import CaseRecord
 from bench.errors import BaselineError
 from bench.modes import MODES, ptq_int8
 
@@ -105,19 +106,19 @@ def write_baseline(folder, reference, fake_environment: bool = False, other_test
     return document
 
 
-def run_case(cache_root, tmp_path, strict_env: bool = False) -> dict:
+def run_case(cache_root, tmp_path, strict_env: bool = False) -> CaseRecord:
     run = make_run(cache_root, tmp_path, modes=["float32", "ptq_int8"],
                    baselines_dir=tmp_path / "baselines")
     run.options = dataclasses.replace(run.options, strict_env=strict_env)
     return run.run_case(MODEL, "ptq_int8", "litert")
 
 
-def show(record: dict) -> None:
-    comparison = record["baseline_comparison"] or {}
-    print(f"\n{record['id']}: {record['baseline_verdict']}, status {record['status']}; "
+def show(record: CaseRecord) -> None:
+    comparison = record.baseline_comparison or {}
+    print(f"\n{record.id}: {record.baseline_verdict}, status {record.status}; "
           f"lost {comparison.get('lost')}, gained {comparison.get('gained')}, "
           f"p {comparison.get('p_loss')}; causes {comparison.get('causes')}")
-    for message in record["failures"]:
+    for message in record.failures:
         print(f"  - {message}")
 
 
@@ -126,9 +127,9 @@ def test_the_unchanged_pipeline_is_identical(reference, trained_cache, tmp_path)
     write_baseline(tmp_path / "baselines", reference)
     record = run_case(trained_cache.root, tmp_path)
     show(record)
-    assert record["baseline_verdict"] == "identical"
-    assert record["status"] == "passed" and record["failures"] == []
-    assert record["baseline_comparison"]["causes"] == []
+    assert record.baseline_verdict == "identical"
+    assert record.status == "passed" and record.failures == []
+    assert record.baseline_comparison["causes"] == []
 
 
 def test_a_planted_loss_regresses_although_its_recipe_hash_changed(plant, reference, private_cache, tmp_path):
@@ -137,16 +138,16 @@ def test_a_planted_loss_regresses_although_its_recipe_hash_changed(plant, refere
     plant()
     record = run_case(private_cache, tmp_path)
     show(record)
-    comparison = record["baseline_comparison"]
-    assert record["recipe_hash"] != reference.records["ptq_int8"]["recipe_hash"]
-    assert record["baseline_verdict"] == "regressed" and record["status"] == "failed"
+    comparison = record.baseline_comparison
+    assert record.recipe_hash != reference.records["ptq_int8"].recipe_hash
+    assert record.baseline_verdict == "regressed" and record.status == "failed"
     assert comparison["net_loss_pp"] > 0.5, comparison
     assert "case definition (recipe hash) changed" in comparison["causes"]
-    [message] = [m for m in record["failures"] if "regressed against the baseline" in m]
+    [message] = [m for m in record.failures if "regressed against the baseline" in m]
     lost = comparison["lost_indices"]
     for part in (f"{CASE}: regressed", f"{comparison['lost']} images lost", f"{comparison['gained']} gained",
-                 "one-sided McNemar p", f"{100 * record['accuracy']:.2f} %",
-                 f"{100 * reference.records['ptq_int8']['accuracy']:.2f} %",
+                 "one-sided McNemar p", f"{100 * record.accuracy:.2f} %",
+                 f"{100 * reference.records['ptq_int8'].accuracy:.2f} %",
                  ", ".join(str(i) for i in lost[:gates.SHOWN_LOST_IMAGES]), "recipe hash"):
         assert part in message, (part, message)
 
@@ -164,9 +165,9 @@ def test_a_faked_environment_difference_explains_but_does_not_fail(reference, tr
     assert document["testbed"] == environment.testbed_name(reference.run.environment)
     record = run_case(trained_cache.root, tmp_path)
     show(record)
-    assert record["baseline_verdict"] in ("identical", "drift")
-    assert record["status"] == "passed", record["failures"]
-    within_testbed_causes(record["baseline_comparison"]["causes"])
+    assert record.baseline_verdict in ("identical", "drift")
+    assert record.status == "passed", record.failures
+    within_testbed_causes(record.baseline_comparison["causes"])
 
 
 def test_the_planted_loss_under_a_faked_environment_still_regresses(plant, reference, private_cache, tmp_path):
@@ -175,9 +176,9 @@ def test_the_planted_loss_under_a_faked_environment_still_regresses(plant, refer
     plant()
     record = run_case(private_cache, tmp_path)
     show(record)
-    assert record["baseline_verdict"] == "regressed" and record["status"] == "failed"
-    assert any(m.startswith(f"{CASE}: regressed against the baseline: ") for m in record["failures"])
-    causes = record["baseline_comparison"]["causes"]
+    assert record.baseline_verdict == "regressed" and record.status == "failed"
+    assert any(m.startswith(f"{CASE}: regressed against the baseline: ") for m in record.failures)
+    causes = record.baseline_comparison["causes"]
     assert "case definition (recipe hash) changed" in causes
     within_testbed_causes(causes)
 
@@ -193,14 +194,14 @@ def test_against_another_testbeds_baseline_the_plant_is_shown_not_gated(plant, r
     plant(filters=2)
     record = run_case(private_cache, tmp_path)
     show(record)
-    assert record["baseline_verdict"] == "regressed"
-    causes = record["baseline_comparison"]["causes"]
+    assert record.baseline_verdict == "regressed"
+    causes = record.baseline_comparison["causes"]
     assert causes[0].startswith(f"testbed {OTHER_TESTBED} (baseline) -> ") and "shown, not gated" in causes[0]
     assert "cpu flag amx_int8 True -> False" in causes
-    assert not any("regressed against the baseline" in m for m in record["failures"]), record["failures"]
-    assert record["status"] == "failed"
-    assert [m for m in record["failures"] if not m.startswith(f"{CASE}: accuracy drop ")] == [], record["failures"]
-    assert any("exceeds the budget of 1.00 pp" in m for m in record["failures"]), record["failures"]
+    assert not any("regressed against the baseline" in m for m in record.failures), record.failures
+    assert record.status == "failed"
+    assert [m for m in record.failures if not m.startswith(f"{CASE}: accuracy drop ")] == [], record.failures
+    assert any("exceeds the budget of 1.00 pp" in m for m in record.failures), record.failures
 
 
 def _corrupt_bits(reference) -> str:
@@ -208,12 +209,12 @@ def _corrupt_bits(reference) -> str:
 
 
 def _bits_of_fewer_images(reference) -> str:
-    correct = evidence.unpack(reference.records["ptq_int8"]["correct_bits"], 2000)
+    correct = evidence.unpack(reference.records["ptq_int8"].correct_bits, 2000)
     return evidence.pack(correct[:1992])  # 249 bytes where 2,000 images need 250
 
 
 def _bits_past_the_last_image(reference) -> str:
-    correct = evidence.unpack(reference.records["ptq_int8"]["correct_bits"], 2000)
+    correct = evidence.unpack(reference.records["ptq_int8"].correct_bits, 2000)
     return evidence.pack(list(correct) + [True] * 5)  # 2,005 outcomes in 251 bytes
 
 
@@ -236,7 +237,7 @@ def test_a_corrupt_per_image_record_is_a_clear_error(corrupt, says, reference, t
 
 def test_a_record_of_another_image_count_is_a_clear_error(reference, trained_cache, tmp_path):
     """(d): bits that fit their own n_test but not this run's test split."""
-    correct = evidence.unpack(reference.records["ptq_int8"]["correct_bits"], 2000)
+    correct = evidence.unpack(reference.records["ptq_int8"].correct_bits, 2000)
     write_baseline(tmp_path / "baselines", reference, n_test=1000, correct_bits=evidence.pack(correct[:1000]))
     with pytest.raises(BaselineError) as info:
         run_case(trained_cache.root, tmp_path)
@@ -248,21 +249,21 @@ def test_strict_env_fails_an_environment_difference_beside_the_verdict(reference
     write_baseline(tmp_path / "baselines", reference, fake_environment=True)
     record = run_case(trained_cache.root, tmp_path, strict_env=True)
     show(record)
-    assert record["baseline_verdict"] in ("identical", "drift")  # still judged
-    assert record["status"] == "failed"
-    [message] = record["failures"]
+    assert record.baseline_verdict in ("identical", "drift")  # still judged
+    assert record.status == "failed"
+    [message] = record.failures
     assert message.startswith(f"{CASE}: environment differs from the baseline's (--strict-env): ")
     assert "onnxruntime 1.32.1 -> " in message
 
 
 def test_size_is_exact_while_nothing_changed_and_within_tolerance_otherwise(reference, trained_cache, tmp_path):
-    size = reference.records["ptq_int8"]["size_bytes"]
+    size = reference.records["ptq_int8"].size_bytes
     write_baseline(tmp_path / "baselines", reference, size_bytes=size + 1)
     record = run_case(trained_cache.root, tmp_path)
-    assert record["failures"] == [f"{CASE}: size {size:,} bytes differs from the baseline's {size + 1:,} by -1 "
+    assert record.failures == [f"{CASE}: size {size:,} bytes differs from the baseline's {size + 1:,} by -1 "
                                   "bytes although lock, case definition and CPU are unchanged"]
     write_baseline(tmp_path / "baselines", reference, fake_environment=True, size_bytes=size + 1)
-    assert run_case(trained_cache.root, tmp_path)["status"] == "passed"
+    assert run_case(trained_cache.root, tmp_path).status == "passed"
 
 
 def test_case_without_baseline_entry_fails_saying_how_to_create_it(reference, trained_cache, tmp_path):
@@ -270,8 +271,8 @@ def test_case_without_baseline_entry_fails_saying_how_to_create_it(reference, tr
     del document["cases"][CASE]
     atomic.write_json(tmp_path / "baselines" / "smoke.json", document)
     record = run_case(trained_cache.root, tmp_path)
-    assert record["baseline_verdict"] == "no_baseline" and record["status"] == "failed"
-    assert record["failures"] == [
+    assert record.baseline_verdict == "no_baseline" and record.status == "failed"
+    assert record.failures == [
         f"{CASE}: no baseline entry in {tmp_path / 'baselines' / 'smoke.json'}; create it with "
         f"`nox -s update_baselines -- --tier smoke --models {MODEL}` and commit the file"
     ]

@@ -23,6 +23,7 @@ import pytest
 
 from bench import atomic, evidence, gates
 from bench import baseline as baselines
+from bench.case_record import CaseRecord
 from bench.modes import MODES, float32, ptq_int8
 
 from .conftest import MODEL, make_run
@@ -82,16 +83,16 @@ def _run_planted(exporter, plant, private_cache, tmp_path, reference):
     return run.run_case(MODEL, "ptq_int8", "litert")
 
 
-def _show(record: dict) -> None:
-    print(f"\n{record['id']}: status {record['status']}")
-    for message in record["failures"]:
+def _show(record: CaseRecord) -> None:
+    print(f"\n{record.id}: status {record.status}")
+    for message in record.failures:
         print(f"  - {message}")
 
 
 def test_the_real_case_passes_its_gates(reference):
     """The control: unbroken, the same case passes drop and size gates."""
     record = reference.records["ptq_int8"]
-    assert gates.failures(gates.case_checks(reference.run.tier, MODES.get(record["mode"]), record)) == []
+    assert gates.failures(gates.case_checks(reference.run.tier, MODES.get(record.mode), record.as_dict())) == []
 
 
 def test_noise_calibration_is_caught(plant, private_cache, tmp_path, reference):
@@ -99,32 +100,32 @@ def test_noise_calibration_is_caught(plant, private_cache, tmp_path, reference):
     the drop budget and the paired verdict against the baseline."""
     record = _run_planted(noisy_calibration, plant, private_cache, tmp_path, reference)
     _show(record)
-    assert record["status"] == "failed"
+    assert record.status == "failed"
     assert any(m.startswith(f"{CASE}: accuracy drop ") and "exceeds the budget of 1.00 pp" in m
-               for m in record["failures"]), record["failures"]
-    assert record["baseline_verdict"] == "regressed"
-    assert any(m.startswith(f"{CASE}: regressed against the baseline: ") for m in record["failures"]), \
-        record["failures"]
+               for m in record.failures), record.failures
+    assert record.baseline_verdict == "regressed"
+    assert any(m.startswith(f"{CASE}: regressed against the baseline: ") for m in record.failures), \
+        record.failures
 
 
 def test_skipped_calibration_is_caught(plant, private_cache, tmp_path, reference):
     record = _run_planted(skipped_calibration, plant, private_cache, tmp_path, reference)
     _show(record)
-    assert record["status"] == "failed"
+    assert record.status == "failed"
     assert any(m.startswith(f"{CASE}: accuracy drop ") and "exceeds the budget of 1.00 pp" in m
-               for m in record["failures"]), record["failures"]
-    assert record["baseline_verdict"] == "regressed"
-    assert any(m.startswith(f"{CASE}: regressed against the baseline: ") for m in record["failures"]), \
-        record["failures"]
+               for m in record.failures), record.failures
+    assert record.baseline_verdict == "regressed"
+    assert any(m.startswith(f"{CASE}: regressed against the baseline: ") for m in record.failures), \
+        record.failures
 
 
 def test_float_model_shipped_as_int8_fails_the_size_gate(plant, private_cache, tmp_path, reference):
     record = _run_planted(float_as_int8, plant, private_cache, tmp_path, reference)
     _show(record)
-    assert record["status"] == "failed"
-    expected = gates.size_ratio_check(CASE, 1.0, 2.8, record["size_bytes"], record["float_size_bytes"]).failure
-    assert record["size_ratio"] == 1.0
-    assert expected in record["failures"], record["failures"]
+    assert record.status == "failed"
+    expected = gates.size_ratio_check(CASE, 1.0, 2.8, record.size_bytes, record.float_size_bytes).failure
+    assert record.size_ratio == 1.0
+    assert expected in record.failures, record.failures
     assert "is the model really quantized?" in expected
 
 
@@ -136,8 +137,8 @@ def test_baseline_claiming_two_points_more_is_caught(mode, reference, trained_ca
     # The control: the true baseline passes.
     atomic.write_json(folder / "smoke.json", _baseline_for(reference, mode))
     run = make_run(trained_cache.root, tmp_path, modes=["float32", mode], baselines_dir=folder)
-    assert run.run_case(MODEL, mode, "litert")["status"] == "passed"
-    correct = evidence.unpack(record["correct_bits"], record["n_test"])
+    assert run.run_case(MODEL, mode, "litert").status == "passed"
+    correct = evidence.unpack(record.correct_bits, record.n_test)
     claimed = correct.copy()
     claimed[np.flatnonzero(~correct)[:40]] = True
     raised = _baseline_for(reference, mode, correct_bits=evidence.pack(claimed),
@@ -146,27 +147,27 @@ def test_baseline_claiming_two_points_more_is_caught(mode, reference, trained_ca
     run = make_run(trained_cache.root, tmp_path, modes=["float32", mode], baselines_dir=folder)
     result = run.run_case(MODEL, mode, "litert")
     _show(result)
-    assert result["status"] == "failed" and result["baseline_verdict"] == "regressed"
-    comparison = result["baseline_comparison"]
+    assert result.status == "failed" and result.baseline_verdict == "regressed"
+    comparison = result.baseline_comparison
     assert (comparison["lost"], comparison["gained"]) == (40, 0)
-    [message] = result["failures"]
+    [message] = result.failures
     assert message.startswith(f"{MODEL}-{mode}-litert: regressed against the baseline: 40 images lost, 0 gained")
     assert f"{100 * claimed.mean():.2f} %" in message
 
 
 def test_drop_just_past_the_budget_is_caught(reference):
     """The real case with the largest drop, against a budget 0.01 pp below that drop."""
-    record = max(reference.records.values(), key=lambda r: r["accuracy_drop_pp"])
+    record = max(reference.records.values(), key=lambda r: r.accuracy_drop_pp)
     tier = reference.run.tier
-    drop = record["accuracy_drop_pp"]
-    at_budget = dataclasses.replace(tier, drop_budget_pp={**tier.drop_budget_pp, record["mode"]: drop})
-    assert gates.failures(gates.case_checks(at_budget, MODES.get(record["mode"]), record)) == []
+    drop = record.accuracy_drop_pp
+    at_budget = dataclasses.replace(tier, drop_budget_pp={**tier.drop_budget_pp, record.mode: drop})
+    assert gates.failures(gates.case_checks(at_budget, MODES.get(record.mode), record.as_dict())) == []
     budget = round(drop - 0.01, 6)
-    below = dataclasses.replace(tier, drop_budget_pp={**tier.drop_budget_pp, record["mode"]: budget})
-    messages = gates.failures(gates.case_checks(below, MODES.get(record["mode"]), record))
+    below = dataclasses.replace(tier, drop_budget_pp={**tier.drop_budget_pp, record.mode: budget})
+    messages = gates.failures(gates.case_checks(below, MODES.get(record.mode), record.as_dict()))
     print(f"\n{messages}")
     assert messages == [
-        f"{record['id']}: accuracy drop {drop:.2f} pp exceeds the budget of {budget:.2f} pp "
-        f"(float {100 * record['float_accuracy']:.2f} %, this case {100 * record['accuracy']:.2f} %, "
-        f"95 % CI of the drop [{record['drop_ci95_pp'][0]:.2f}, {record['drop_ci95_pp'][1]:.2f}] pp)"
+        f"{record.id}: accuracy drop {drop:.2f} pp exceeds the budget of {budget:.2f} pp "
+        f"(float {100 * record.float_accuracy:.2f} %, this case {100 * record.accuracy:.2f} %, "
+        f"95 % CI of the drop [{record.drop_ci95_pp[0]:.2f}, {record.drop_ci95_pp[1]:.2f}] pp)"
     ]
