@@ -113,4 +113,4 @@ def test_corrupt_cached_artifact_is_detected_and_rebuilt(reference, trained_cach
     print(_message(output, "[cache] discarding"))
     assert Cache(trained_cache.root).verify(artifact.parent) is None
     [case] = json.loads((tmp_path / "reports" / "smoke" / "results.json").read_text())["cases"]
-    assert (case["accuracy"], case["size_bytes"]) == (expected["accuracy"], expected["size_bytes"])
+    assert (case["accuracy"], case["size_bytes"]) == (expected.accuracy, expected.size_bytes)
