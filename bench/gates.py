@@ -17,6 +17,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from bench import metrics, stats
+from bench.models import MODELS
 from bench.modes import REFERENCE_MODE, Mode
 from bench.stats import Verdict, at_least, at_most
 from bench.tiers import Tier
@@ -288,10 +289,8 @@ def agreement_checks(label: str, mode: Mode, pairs: list[dict], reference: bool)
 # 0.81 of the highest. 0.7 leaves that spread a margin, and an int8 path twice as slow (0.5 of
 # its speedup; planted: mobilenet LiteRT 0.98-1.18x against 1.96-2.30x) fails with one too.
 SPEEDUP_KEPT_FRACTION = 0.7
-# The cnn's batch-1 call takes 30-70 us, where the timer and Python's per-call cost dominate: its
-# LiteRT speedup measured 1.49-2.00x over the same runs (0.75 of the highest), too noisy to
-# hold to 0.7 of a baseline. It is reported, not gated (the same models as latency's VNNI floor).
-SPEEDUP_BASELINE_MODELS = ("mobilenet", "vgg16")
+# Which models' speedups are gated (here and by the VNNI floor below) is the model's fact:
+# ModelSpec.speedup_gated, off where a batch-1 call is too short to time (the cnn's, 30-70 us).
 
 
 def speedup_vs_baseline_check(case_id: str, speedup: float, baseline: float | None,
@@ -307,7 +306,7 @@ def speedup_vs_baseline_check(case_id: str, speedup: float, baseline: float | No
     if not same_isa:
         return Check(None, (f"{speedup:.2f}x; baseline {baseline:.2f}x was measured on another testbed or CPU "
                             "model (speed is compared only within both), so only the floor applies"))
-    if model not in SPEEDUP_BASELINE_MODELS:
+    if not MODELS.get(model).speedup_gated:
         return Check(None, (f"{speedup:.2f}x against the baseline's {baseline:.2f}x; not gated: {model}'s "
                             "batch-1 call is too short to time to 30 %"))
     floor = SPEEDUP_KEPT_FRACTION * baseline
@@ -320,11 +319,11 @@ def speedup_vs_baseline_check(case_id: str, speedup: float, baseline: float | No
                  "run-to-run spread): an int8 path got slower", note)
 
 
-# int8 must beat float32 by this factor on a VNNI CPU for mobilenet and vgg16. The guide measured
-# 2.5x-4x; shared 2-core machines jitter by ~10 %, so 1.1x is a floor no working int8 path misses
-# and no float model shipped as "int8" reaches.
+# int8 must beat float32 by this factor on a VNNI CPU, for every model whose ModelSpec sets
+# speedup_gated (mobilenet and vgg16). The guide measured 2.5x-4x; shared 2-core machines jitter
+# by ~10 %, so 1.1x is a floor no working int8 path misses and no float model shipped as "int8"
+# reaches.
 INT8_SPEEDUP_FLOOR = 1.1
-SPEEDUP_GATED_MODELS = ("mobilenet", "vgg16")
 # Cases known to miss the speed floor, with the measured cause. The test marks them xfail and fails
 # if one of them starts passing, so the entry is removed when the cause is fixed.
 # (Empty since tf2onnx's no-op Reshapes are bypassed and the BatchNorms behind them folded:
@@ -353,7 +352,7 @@ def int8_speedup_check(case_id: str, model: str, speedup: float, cpu: dict, deta
         :data:`KNOWN_SLOW` and still slow.
     """
     gated, why = vnni_verdict(cpu)
-    gated = gated and model in SPEEDUP_GATED_MODELS
+    gated = gated and MODELS.get(model).speedup_gated
     known_cause = next((cause for key, cause in KNOWN_SLOW.items() if "-".join(key) == case_id), None)
     if not gated:
         return Check(None, why)

@@ -21,12 +21,7 @@ THROUGHPUT_BATCH = 64
 # Wall time one latency measurement aims for; rounds are sized from a first timed call.
 TARGET_SECONDS = 1.0
 MIN_ROUNDS, MAX_ROUNDS = 10, 300
-# Benchmark goals from the guide (reported beside the measurement, never asserted in a test).
-SPEEDUP_TARGETS = {
-    ("litert", "cnn"): 2.5, ("onnxruntime", "cnn"): 1.4,
-    ("litert", "mobilenet"): 2.5, ("onnxruntime", "mobilenet"): 1.7,
-    ("litert", "vgg16"): 4.0, ("onnxruntime", "vgg16"): 4.0,
-}
+# The speedup each model aims at per backend is the model's fact (ModelSpec.speedup_targets).
 
 
 def rounds_for(call: Callable[[], object], target_seconds: float = TARGET_SECONDS) -> int:

@@ -14,6 +14,7 @@ import pytest
 
 from bench import environment, gates, latency
 from bench.backends import BACKENDS, fixed_batches
+from bench.models import MODELS
 from bench.modes import MODES, REFERENCE_MODE
 from bench.results import case_id
 
@@ -85,7 +86,7 @@ def test_int8_speedup(model_backend, bench_run):
             cid, model, speedup, bench_run.environment["cpu"],
             f" (float {1000 * medians[REFERENCE_MODE]:.3f} ms, int8 {1000 * medians[mode]:.3f} ms)")
         bench_run.record.add_timing(cid, speedup_vs_float=speedup, speedup_vs_baseline=against_baseline.note,
-                                    speedup_target=latency.SPEEDUP_TARGETS.get((backend, model)),
+                                    speedup_target=MODELS.get(model).speedup_targets.get(backend),
                                     speedup_gate=floor.note)
         # An update re-records the baseline's speedup: falling short of the old one is no failure.
         problems += gates.failures([against_baseline] if not bench_run.options.update_baselines else [])

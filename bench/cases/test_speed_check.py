@@ -17,6 +17,7 @@ import pytest
 
 from bench import environment, gates, latency
 from bench.backends import BACKENDS
+from bench.models import MODELS
 from bench.modes import REFERENCE_MODE
 from bench.results import case_id
 
@@ -97,10 +98,12 @@ def test_planted_int8_slowdown_is_caught(bench_run):
     in the baseline, through the same lookup and gate as the check itself. Skipped where the
     stored speedup does not apply (another CPU model or testbed, or none recorded), as the check
     then gates nothing either."""
-    model = next((m for m in bench_run.options.models if m in gates.SPEEDUP_BASELINE_MODELS), None)
+    gated = [name for name, spec in MODELS.items() if spec.speedup_gated]
+    model = next((m for m in bench_run.options.models if m in gated), None)
     backend = "litert"
     if model is None or backend not in bench_run.options.backends:
-        pytest.skip(f"needs litert and one of the speed-gated models {gates.SPEEDUP_BASELINE_MODELS} selected")
+        pytest.skip(f"needs litert and one of the speed-gated models {tuple(gated)} selected "
+                    "(ModelSpec.speedup_gated)")
     _skip_unless_checked(bench_run, model, backend)
     cid = case_id(model, CHECK_MODE, backend)
     unmeasured, stored = against_baseline(bench_run, model, backend, float("nan"))

@@ -11,31 +11,52 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+from bench.recipes import QatRecipe, TrainRecipe
 from bench.registry import Registry
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-    """An architecture the harness can train.
+    """An architecture the harness can train, with every fact the tiers, gates and reports need.
+
+    A model is one file (``bench/models/<name>.py``, or a module of another package) that
+    registers its spec: nothing about it is written anywhere else.
 
     Attributes:
         name: Registry key and pytest id.
         input_shape: ``(height, width, channels)`` the model takes.
         build: Returns a fresh, untrained Keras model (called after seeding).
         description: One line for reports.
-        recipes: Tier name -> ``bench.tiers.TrainRecipe``, for a model whose tiers do not list it
-            (a model of another package); the tier's own table wins where it has one.
-        qat_recipes: Tier name -> ``bench.tiers.QatRecipe``, likewise.
-        min_float_accuracy: Tier name -> the float32 accuracy the model must reach, likewise.
+        recipes: Tier name -> how the model is trained in that tier. A tier it lacks cannot run
+            the model (a usage error at start-up).
+        qat_recipes: Tier name -> how the trained model is fine-tuned for QAT modes, likewise.
+        min_float_accuracy: Tier name -> the float32 accuracy the model must reach (the float32
+            cases' floor); a tier it lacks sets no floor.
+        skip: Tier name -> mode name -> why that tier does not run the model in that mode (a
+            pytest skip with the reason).
+        size_floors: Mode name -> smallest accepted float32-size / artifact-size ratio of the
+            model's artifacts of that mode; a mode it lacks applies its own
+            ``Mode.default_size_floor``.
+        speedup_gated: Whether the int8 speedup over float32 is gated (the VNNI floor and the
+            comparison with the baseline's speedup); off for a model whose batch-1 call is too
+            short to time reliably. Reported either way.
+        speedup_targets: Backend name -> the int8 speedup over float32 the project aims at,
+            reported beside the measurement, never asserted.
+        display_name: The name reports show (empty: ``name``).
     """
 
     name: str
     input_shape: tuple[int, int, int]
     build: Callable[[], object]
     description: str
-    recipes: dict[str, object] = dataclasses.field(default_factory=dict)
-    qat_recipes: dict[str, object] = dataclasses.field(default_factory=dict)
+    recipes: dict[str, TrainRecipe] = dataclasses.field(default_factory=dict)
+    qat_recipes: dict[str, QatRecipe] = dataclasses.field(default_factory=dict)
     min_float_accuracy: dict[str, float] = dataclasses.field(default_factory=dict)
+    skip: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+    size_floors: dict[str, float] = dataclasses.field(default_factory=dict)
+    speedup_gated: bool = False
+    speedup_targets: dict[str, float] = dataclasses.field(default_factory=dict)
+    display_name: str = ""
 
 
 # Built-ins in report order; importing one registers it.

@@ -9,6 +9,7 @@ BatchNorm is folded into the convolutions at conversion, so it costs nothing at 
 from __future__ import annotations
 
 from bench.models import MODELS, ModelSpec, set_batchnorm_momentum
+from bench.recipes import QatRecipe, TrainRecipe
 
 
 def build():
@@ -35,5 +36,30 @@ SPEC = MODELS.register(
         input_shape=(28, 28, 1),
         build=build,
         description="plain CNN: 4 conv+BN, 2 max-pool, global pool, dense",
+        display_name="Normal CNN",
+        recipes={
+            "smoke": TrainRecipe(epochs=3, batch_size=64, learning_rate=3e-3, train_size=12000),
+            "full": TrainRecipe(epochs=30, batch_size=128, learning_rate=3e-3, warmup_epochs=1, augment=True),
+        },
+        qat_recipes={
+            "smoke": QatRecipe(epochs=1, batch_size=64, learning_rate=1e-4, train_size=4000),
+            "full": QatRecipe(epochs=2, batch_size=128, learning_rate=1e-4),
+        },
+        # smoke: it must really learn in a few epochs (chance is 10 %). full: the project's target
+        # (the reference report's CNN reached 88.4 %).
+        min_float_accuracy={"smoke": 0.70, "full": 0.91},
+        # int8 stores 1 byte per weight against 4 (limit 4x); per-channel scales, int32 biases and
+        # the graph's fixed cost weigh most on 24k weights. The same on both runtimes: ONNX files
+        # get short tensor names (bench/modes/_onnx_names.py; tf2onnx's names held ORT at 2.59x).
+        # float16 halves the weights (limit 2x): the fixed cost leaves 1.88x.
+        size_floors={"ptq_dynamic": 2.8, "ptq_int8": 2.8, "qat_int8": 2.8, "ptq_int16x8": 2.8,
+                     "ptq_float16": 1.8},
+        # Its batch-1 call takes 30-70 us, where the timer and Python's per-call cost dominate: the
+        # LiteRT speedup measured 1.49-2.00x over ten runs (0.75 of the highest), too noisy to hold
+        # to 0.7 of a baseline. It is reported, not gated (neither against the baseline nor by
+        # the VNNI floor).
+        speedup_gated=False,
+        # The guide's goals (reported beside the measurement).
+        speedup_targets={"litert": 2.5, "onnxruntime": 1.4},
     ),
 )

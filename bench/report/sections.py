@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bench.backends import EVAL_BATCH
+from bench.models import MODELS
 from bench.report.format import (
     NOT_AVAILABLE,
     format_count,
@@ -46,7 +47,6 @@ from bench.report.sections_provenance import (
 from bench.results import case_parts, mode_order_key, model_order_key, order_key
 
 STATUS_ORDER = ("passed", "failed", "skipped")
-MODEL_DISPLAY_NAMES = {"cnn": "Normal CNN", "mobilenet": "MobileNet", "vgg16": "VGG16"}
 
 # The headline reads the deployable artifact: LiteRT is what ships to devices. Keras is the
 # fallback for float32 only, so a run without LiteRT still shows its float accuracy.
@@ -140,8 +140,12 @@ def headline_rows(results: Mapping[str, Any]) -> list[list[str]]:
 
 
 def display_name(model: str) -> str:
-    """The name the reference report used for a model, or the registry name."""
-    return MODEL_DISPLAY_NAMES.get(model, model)
+    """The name reports show for a model (``ModelSpec.display_name``), or its registry name.
+
+    The registry name also stands for a model this process has not registered: reports render
+    results.json files of other packages' runs.
+    """
+    return (MODELS.get(model).display_name if model in MODELS else "") or model
 
 
 def headline_row(results: Mapping[str, Any], model: str) -> list[str]:

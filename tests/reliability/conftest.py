@@ -34,7 +34,7 @@ from bench.tiers import SMOKE
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "cnn"
-EPOCHS = SMOKE.train[MODEL].epochs
+EPOCHS = SMOKE.train_recipe(MODEL).epochs
 # Longest a bench subprocess may take on a busy 2-core machine (a cold cnn run takes ~70 s).
 SUBPROCESS_TIMEOUT = 600
 # The float model's own entry (``cnn-smoke-<key>``), not its QAT sibling nor a lock file.

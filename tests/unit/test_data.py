@@ -212,7 +212,7 @@ def test_smaller_tier_is_a_prefix_and_validation_does_not_move():
 
 @pytest.mark.parametrize("tier", [SMOKE, FULL], ids=lambda t: t.name)
 def test_split_of_the_real_data_per_tier(real, tier):
-    train_size = tier.train["cnn"].train_size
+    train_size = tier.train_recipe("cnn").train_size
     s = data.split(real, val_size=tier.val_size, train_size=train_size, test_size=tier.test_size,
                    calibration_size=tier.calibration_size, seed=tier.seed)
     assert len(s.x_val) == tier.val_size

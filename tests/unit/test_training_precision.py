@@ -12,19 +12,22 @@ from bench.models import MODELS
 from bench.tiers import FULL, SMOKE, TrainRecipe
 
 
-def test_default_precision_leaves_existing_recipe_hashes_alone():
+def test_default_precision_leaves_existing_recipe_hashes_alone(monkeypatch):
     """Adding a field must not re-key every cached model: float32 (and the default two training
     threads) hash as if the fields were absent."""
-    recipe = SMOKE.train["cnn"]
+    recipe = SMOKE.train_recipe("cnn")
     legacy = {k: v for k, v in dataclasses.asdict(recipe).items() if k not in ("precision", "threads")}
     assert recipe.precision == "float32" and recipe.threads == tiers.TRAINING_THREADS
-    assert SMOKE.recipe_hash("cnn") == tiers._hash({"seed": SMOKE.seed, "val_size": SMOKE.val_size, "train": legacy})
-    bf16 = dataclasses.replace(SMOKE, train={**SMOKE.train, "cnn": dataclasses.replace(recipe, precision="mixed_bfloat16")})
-    assert bf16.recipe_hash("cnn") != SMOKE.recipe_hash("cnn")
+    float32_hash = SMOKE.recipe_hash("cnn")
+    assert float32_hash == tiers._hash({"seed": SMOKE.seed, "val_size": SMOKE.val_size, "train": legacy})
+    spec = MODELS.get("cnn")
+    bf16 = {**spec.recipes, "smoke": dataclasses.replace(recipe, precision="mixed_bfloat16")}
+    monkeypatch.setitem(MODELS._entries, "cnn", dataclasses.replace(spec, recipes=bf16))
+    assert SMOKE.recipe_hash("cnn") != float32_hash
 
 
 def test_full_vgg16_trains_in_mixed_bfloat16():
-    assert FULL.train["vgg16"].precision == "mixed_bfloat16"
+    assert FULL.train_recipe("vgg16").precision == "mixed_bfloat16"
 
 
 def test_unknown_precision_is_a_clear_error():
