@@ -13,6 +13,7 @@ mirrors recompress the files and their gzip bytes differ.
 Preprocessing (see :func:`to_model_input`): pixels become float32 in [0, 1]. Models whose input
 is 32x32x3 (MobileNet, VGG16: Keras' smallest input for both) get the 28x28 image zero-padded by 2
 pixels on every side and the grey channel repeated three times, as the reference report did.
+:class:`ModelInputs` holds a tier's images converted once per input shape.
 
 Splits: a validation set is carved from the 60k training images with a fixed seed; the test set is
 only ever used for the final accuracy, never for training, early stopping or calibration.
@@ -297,6 +298,51 @@ def to_model_input(images: np.ndarray, input_shape: tuple[int, int, int]) -> np.
     if channels > 1:
         x = np.repeat(x, channels, axis=-1)
     return np.ascontiguousarray(x)
+
+
+class ModelInputs:
+    """A tier's splits as one model input shape takes them, each array converted once.
+
+    The run's builder makes one per input shape and hands it to training, QAT, conversion
+    (calibration) and evaluation alike, so no stage converts the same images again. Each array is
+    converted when first asked for. :func:`to_model_input` works image by image, so an epoch's
+    shuffled (unaugmented) images taken from :meth:`train` are bit-identical to converting the
+    shuffled uint8 images; augmented epochs draw new uint8 images, which :meth:`convert` turns
+    into input every epoch.
+
+    Args:
+        splits: The tier's splits (uint8 images, labels).
+        shape: The model's ``(height, width, channels)``.
+    """
+
+    def __init__(self, splits: Splits, shape: tuple[int, int, int]) -> None:
+        self.splits = splits
+        self.shape = tuple(shape)
+        self._train: np.ndarray | None = None
+
+    def convert(self, images: np.ndarray) -> np.ndarray:
+        """``images`` (uint8, 28x28) as this shape's model input (:func:`to_model_input`)."""
+        return to_model_input(images, self.shape)
+
+    @functools.cached_property
+    def x_val(self) -> np.ndarray:
+        return self.convert(self.splits.x_val)
+
+    @functools.cached_property
+    def x_calib(self) -> np.ndarray:
+        return self.convert(self.splits.x_calib)
+
+    @functools.cached_property
+    def x_test(self) -> np.ndarray:
+        return self.convert(self.splits.x_test)
+
+    def train(self, n: int | None = None) -> np.ndarray:
+        """The first ``n`` training images (None: all), converted once: a recipe's training
+        images are a prefix of the split's, so a shorter prefix (QAT's) is a view of a longer one."""
+        n = len(self.splits.x_train) if n is None else min(n, len(self.splits.x_train))
+        if self._train is None or len(self._train) < n:
+            self._train = self.convert(self.splits.x_train[:n])
+        return self._train[:n]
 
 
 def main() -> int:
