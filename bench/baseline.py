@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench import atomic, environment, evidence
 from bench.errors import BaselineError
-from bench.results import BASELINE_SCHEMA, load_baselines, update_command
+from bench.results import BASELINE_SCHEMA, load_baselines, project_of_baselines, update_command
 
 # The fields a baseline keeps of each case result; the rest of a result is run-specific.
 KEPT_FIELDS = ("accuracy", "accuracy_drop_pp", "size_bytes", "recipe_hash", "n_test", "correct_bits",
@@ -34,7 +34,8 @@ def correct_of(path: Path, case_id: str, entry: dict, n: int):
     if entry.get("n_test") != n:
         raise BaselineError(
             f"{path}: case {case_id} records {entry.get('n_test')} test images, this run has {n:,}; "
-            f"the tier's test split changed: re-record with `{update_command(Path(path).stem)}`"
+            f"the tier's test split changed: re-record with "
+            f"`{update_command(Path(path).stem, root=project_of_baselines(path))}`"
         )
     return evidence.unpack(entry["correct_bits"], n)
 

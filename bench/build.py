@@ -3,31 +3,30 @@
 Everything expensive is computed once per run and memoized here (models are also cached on disk
 by :mod:`bench.train`, artifacts by :mod:`bench.cache`), so the order in which pytest runs the
 cases does not matter: a case asks for what it needs and gets it. The builder measures nothing
-and judges nothing; :mod:`bench.run` does, and :mod:`bench.record` keeps what it found.
+and judges nothing (it only marks the spans of its work in the run's :class:`bench.timings.Timings`);
+:mod:`bench.run` does, with :mod:`bench.batch_invariance`, and :mod:`bench.record` keeps what it found.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
-import time
 from pathlib import Path
 
 import numpy as np
 
 from bench import data as data_mod
-from bench import environment, metrics, testbeds, train
-from bench.backends import BACKENDS, EVAL_BATCH
+from bench import environment, formats, testbeds, train
+from bench.backends import BACKENDS
 from bench.cache import Cache, code_hash, key_of, log
 from bench.models import MODELS
 from bench.modes import MODES, REFERENCE_MODE, ExportContext
 from bench.results import case_id
 from bench.tiers import Tier
+from bench.timings import CONVERT, EVALUATE, Timings
 
-# Images per case whose batch-1 logits are compared with the evaluation's (batch invariance):
-# the first and last images of the pass (the last evaluation batch is the zero-padded one) and
-# a seeded draw of the rest.
-INVARIANCE_EDGE, INVARIANCE_DRAWN, INVARIANCE_SEED = 16, 16, 66
+# The format whose float32 file ONNX-based quantizers (ORT's, NNCF) start from (ctx.float_onnx).
+FLOAT_ONNX = "onnx"
 
 
 class Builder:
@@ -39,10 +38,12 @@ class Builder:
         cache: The on-disk cache of models and artifacts.
         testbed: The CPU class whose recipes the files follow (None: this CPU's); a VNNI host can
             build the AVX2 recipe's files.
+        timings: Where the seconds each file took to convert and to evaluate go (the run's;
+            None: a recorder of this builder's own, which nobody reads).
     """
 
     def __init__(self, tier: Tier, calibration_method: str = "MinMax", cache: Cache | None = None,
-                 testbed: testbeds.Testbed | None = None) -> None:
+                 testbed: testbeds.Testbed | None = None, timings: Timings | None = None) -> None:
         self.tier = tier
         self.testbed = testbed or testbeds.current()
         self.calibration_method = calibration_method
@@ -53,9 +54,8 @@ class Builder:
         self._qat: dict[str, train.Trained] = {}
         self._artifacts: dict[tuple[str, str, str], Path] = {}
         self._logits: dict[tuple[str, str, str], np.ndarray] = {}
-        self._inputs: dict[tuple[str, tuple], np.ndarray] = {}
-        # Seconds each artifact took to convert and to evaluate, by case id (progress estimates).
-        self.seconds: dict[str, dict[str, float]] = {}
+        self._inputs: dict[tuple, data_mod.ModelInputs] = {}  # by input shape
+        self.timings = timings or Timings()
 
     @property
     def dataset(self) -> data_mod.FashionMNIST:
@@ -76,25 +76,30 @@ class Builder:
             )
         return self._splits
 
+    def model_inputs(self, model: str) -> data_mod.ModelInputs:
+        """The tier's images in ``model``'s input shape, made once per shape and handed to
+        training, QAT, calibration and evaluation alike."""
+        shape = MODELS.get(model).input_shape
+        if shape not in self._inputs:
+            self._inputs[shape] = data_mod.ModelInputs(self.splits, shape)
+        return self._inputs[shape]
+
     def inputs(self, which: str, model: str) -> np.ndarray:
         """Model input for the test or calibration images (``which`` = "test" or "calib")."""
-        shape = MODELS.get(model).input_shape
-        key = (which, shape)
-        if key not in self._inputs:
-            images = self.splits.x_test if which == "test" else self.splits.x_calib
-            self._inputs[key] = data_mod.to_model_input(images, shape)
-        return self._inputs[key]
+        prepared = self.model_inputs(model)
+        return prepared.x_test if which == "test" else prepared.x_calib
 
     def trained(self, model: str) -> train.Trained:
         if model not in self._trained:
             self._trained[model] = train.float_model(
-                model, self.tier, self.splits, self.dataset.sha256, self.cache
+                model, self.tier, self.model_inputs(model), self.dataset.sha256, self.cache
             )
         return self._trained[model]
 
     def qat(self, model: str) -> train.Trained:
         if model not in self._qat:
-            self._qat[model] = train.qat_model(model, self.tier, self.splits, self.trained(model), self.cache)
+            self._qat[model] = train.qat_model(model, self.tier, self.model_inputs(model), self.trained(model),
+                                               self.cache)
         return self._qat[model]
 
     def recipe_hash(self, model: str, mode: str, backend: str) -> str:
@@ -109,19 +114,15 @@ class Builder:
             payload["qat"] = self.tier.qat_hash(model)
         if spec.uses_calibration:
             payload["calibration"] = [self.tier.calibration_size, self.calibration_method]
-        if fmt := self.int8_format(mode, backend):
-            payload["int8_format"] = fmt
+        if variant := self.int8_format(mode, backend):
+            payload["int8_format"] = variant
         return key_of(payload)
 
     def int8_format(self, mode: str, backend: str) -> str | None:
-        """The name of the int8 format the testbed's recipe gives the file ``backend`` runs in
-        ``mode`` (None: no per-testbed format; ONNX Runtime's are chosen in its backend file)."""
-        if MODES.get(mode).artifact_backend(backend) != "onnxruntime":
-            return None
-        from bench.backends import onnxruntime
-
-        fmt = onnxruntime.int8_format(self.testbed, mode)
-        return fmt.name if fmt else None
+        """The variant the testbed's recipe gives the file ``backend`` runs in ``mode``
+        (``bench.formats.Export.variant``: ONNX Runtime's int8 formats; None: one everywhere)."""
+        export = formats.artifact_export(mode, backend)
+        return export.variant(self.testbed) if export and export.variant else None
 
     def artifact(self, model: str, mode: str, backend: str) -> Path:
         """The file of ``model`` in ``mode`` for ``backend``, converted now or taken from the cache."""
@@ -132,32 +133,29 @@ class Builder:
         exporter = spec.exporter(backend)
         if exporter is None:
             raise ValueError(f"{case_id(*key3)}: {spec.skip_reason(backend)}")
-        source = spec.artifact_backend(backend)
-        if source != backend:  # a runtime reading another's files runs the very same file
+        source = formats.home(mode, backend)
+        if source != backend:  # a runtime reading another's format runs the very same file
             self._artifacts[key3] = self.artifact(model, mode, source)
             return self._artifacts[key3]
         trained = self.trained(model)
-        suffix = BACKENDS.get(backend).suffix
         key = self.artifact_key(model, mode, backend, trained.key)
-        filename = f"model{suffix}"
+        filename = f"model{formats.get(formats.artifact_format(mode, backend)).suffix}"
 
         def export(folder: Path) -> dict:
-            began = time.perf_counter()
-            ctx = ExportContext(
-                model_name=model,
-                input_shape=MODELS.get(model).input_shape,
-                float_model=trained.model,
-                qat_model=lambda: self.qat(model).model,
-                calibration=self.inputs("calib", model),
-                float_onnx=lambda: self.artifact(model, REFERENCE_MODE, "onnxruntime"),
-                calibration_method=self.calibration_method,
-                testbed=self.testbed,
-            )
-            exporter(ctx, folder / filename)
-            seconds = time.perf_counter() - began
-            self.seconds.setdefault(case_id(*key3), {})["convert_seconds"] = round(seconds, 2)
-            log(f"[convert] {case_id(*key3)}: {seconds:.1f}s")
-            return {"convert_seconds": seconds}
+            with self.timings.timed(case_id(*key3), CONVERT) as span:
+                ctx = ExportContext(
+                    model_name=model,
+                    input_shape=MODELS.get(model).input_shape,
+                    float_model=trained.model,
+                    qat_model=lambda: self.qat(model).model,
+                    calibration=self.inputs("calib", model),
+                    float_onnx=lambda: self.float_onnx(model),
+                    calibration_method=self.calibration_method,
+                    testbed=self.testbed,
+                )
+                exporter(ctx, folder / filename)
+            log(f"[convert] {case_id(*key3)}: {span.seconds:.1f}s")
+            return {"convert_seconds": span.seconds}
 
         entry, cached = self.cache.get_or_build(
             "artifacts", f"{model}-{self.tier.name}-{mode}-{backend}", key, export
@@ -165,7 +163,7 @@ class Builder:
         if cached:
             recorded = self.cache.read_meta(entry).get("convert_seconds")
             if recorded:
-                self.seconds.setdefault(case_id(*key3), {})["convert_seconds"] = round(recorded, 2)
+                self.timings.record(case_id(*key3), CONVERT, recorded)
             log(f"[convert] {case_id(*key3)}: reusing cached artifact {entry / filename}")
         self._artifacts[key3] = entry / filename
         return self._artifacts[key3]
@@ -179,13 +177,17 @@ class Builder:
             # A QAT artifact comes from the QAT model: retraining it must reconvert.
             "qat": train.qat_key(float_key, self.tier, model) if MODES.get(mode).uses_qat else None,
             # An exporter that quantizes the float ONNX file depends on how that file is made.
-            "float_onnx": self.artifact_key(model, REFERENCE_MODE, "onnxruntime", float_key)
+            "float_onnx": self.artifact_key(model, REFERENCE_MODE, formats.get(FLOAT_ONNX).home, float_key)
             if mode != REFERENCE_MODE and exporter and "float_onnx" in _names_used(exporter) else None,
             "recipe": self.recipe_hash(model, mode, backend),
             "backend": backend,
             "versions": environment.versions(),
             "code": conversion_source_hash(backend),
         })
+
+    def float_onnx(self, model: str) -> Path:
+        """The float32 file of ``model`` in the ONNX format, which ONNX-based quantizers start from."""
+        return self.artifact(model, REFERENCE_MODE, formats.get(FLOAT_ONNX).home)
 
     def for_testbed(self, testbed: testbeds.Testbed) -> Builder:
         """A builder of the same tier whose files follow ``testbed``'s recipes, sharing this one's
@@ -209,7 +211,7 @@ class Builder:
                 key = train.qat_key(float_keys[model], self.tier, model)
                 items.append(("qat", model, self._cached("models", f"{model}-{self.tier.name}-qat", key)))
         needed = {(model, REFERENCE_MODE, backend) for model, _, backend in cases} | set(cases)
-        files = {(model, mode, MODES.get(mode).artifact_backend(backend)) for model, mode, backend in needed}
+        files = {(model, mode, formats.home(mode, backend)) for model, mode, backend in needed}
         for model, mode, backend in sorted(files):
             key = self.artifact_key(model, mode, backend, float_keys[model])
             label = f"{model}-{self.tier.name}-{mode}-{backend}"
@@ -235,33 +237,10 @@ class Builder:
         if key3 not in self._logits:
             runner = self.runner(model, mode, backend)
             batch = MODES.get(mode).eval_batch(backend)
-            began = time.perf_counter()
-            self._logits[key3] = runner.predict(self.inputs("test", model), batch)
-            seconds = time.perf_counter() - began
-            self.seconds.setdefault(case_id(*key3), {})["eval_seconds"] = round(seconds, 2)
-            log(f"[eval] {case_id(*key3)}: {len(self.splits.y_test)} images at batch {batch} in {seconds:.1f}s")
+            with self.timings.timed(case_id(*key3), EVALUATE) as span:
+                self._logits[key3] = runner.predict(self.inputs("test", model), batch)
+            log(f"[eval] {case_id(*key3)}: {len(self.splits.y_test)} images at batch {batch} in {span.seconds:.1f}s")
         return self._logits[key3]
-
-    def batch_invariance(self, model: str, mode: str, backend: str) -> dict:
-        """Batch-1 logits of a sample of images against the same images' logits at batch 256.
-
-        Where the mode declares the backend batch-dependent, its evaluation ran at batch 1, and
-        the batched pass is made here only to measure how much the batch would have moved it.
-        """
-        images = self.inputs("test", model)
-        sample = invariance_sample(len(images))
-        runner = self.runner(model, mode, backend)
-        single = np.concatenate([np.asarray(runner.run_batch(images[i:i + 1]), np.float32) for i in sample])
-        eval_batch = MODES.get(mode).eval_batch(backend)
-        batched = (self.logits(model, mode, backend) if eval_batch == EVAL_BATCH
-                   else runner.predict(images, EVAL_BATCH))[sample]
-        diff = metrics.max_abs_diff(single, batched)
-        return {
-            "sample": int(len(sample)),
-            "eval_batch": eval_batch,
-            "max_abs_logit_diff": diff,
-            "top1_changed": int(np.sum(np.argmax(single, 1) != np.argmax(batched, 1))),
-        }
 
     def models_summary(self) -> dict:
         """Per trained model: parameters, description, training time, whether it was cached."""
@@ -280,15 +259,6 @@ class Builder:
 
     def has_data(self) -> bool:
         return self._splits is not None
-
-
-def invariance_sample(n: int) -> np.ndarray:
-    """Sorted indices of the batch-invariance sample of ``n`` test images."""
-    edges = set(range(min(n, INVARIANCE_EDGE))) | set(range(max(0, n - INVARIANCE_EDGE), n))
-    rest = np.array(sorted(set(range(n)) - edges), dtype=int)
-    drawn = np.random.default_rng(INVARIANCE_SEED).choice(rest, min(len(rest), INVARIANCE_DRAWN),
-                                                          replace=False) if len(rest) else rest
-    return np.array(sorted(edges | {int(i) for i in drawn}), dtype=int)
 
 
 # Modules on every artifact's conversion path besides the mode's own code (mode_source_hash): this
@@ -314,10 +284,9 @@ def mode_source_hash(mode: str, backend: str) -> str:
     module that it calls), with the ``bench.modes._*`` helpers they import in turn, so a change to
     the ONNX helpers does not invalidate LiteRT artifacts and baselines, nor the other way round.
     """
-    spec = MODES.get(mode)
-    exporter = spec.exporter(backend)
+    exporter = MODES.get(mode).exporter(backend)
     if exporter is None:  # unsupported combination: hash the module alone
-        exporter = next(v for v in spec.backends.values() if callable(v))
+        exporter = next(export.make for export in formats.exports_of(mode).values())
         named = set()
     else:
         named = _names_used(exporter)

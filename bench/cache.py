@@ -66,6 +66,16 @@ def code_hash(module, only: Iterable[str] = ()) -> str:
     return _CODE_HASHES[memo]
 
 
+def definitions_of(module) -> tuple[str, ...]:
+    """Names of the module's top-level functions and classes: its code, without its data."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(module))
+    return tuple(node.name for node in tree.body
+                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)))
+
+
 # code_hash's memo: (file, mtime, size, definitions) -> hash.
 _CODE_HASHES: dict[tuple, str] = {}
 

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from bench import metrics, stats
+from bench.agreement_record import PairAgreement
 from bench.models import MODELS
 from bench.modes import REFERENCE_MODE, Mode
 from bench.stats import Verdict, at_least, at_most
@@ -141,7 +142,7 @@ def batch_dependence_check(case_id: str, invariance: dict, declared_reason: str 
 
     Args:
         case_id: The case.
-        invariance: :meth:`bench.build.Builder.batch_invariance`'s record, with ``depends_on_batch``.
+        invariance: :func:`bench.batch_invariance.measure`'s record, with ``depends_on_batch``.
         declared_reason: Why the mode says this backend is batch-dependent (None: it says not).
     """
     if invariance["eval_batch"] == 1:
@@ -156,7 +157,8 @@ def batch_dependence_check(case_id: str, invariance: dict, declared_reason: str 
         f"differ from the batch-{invariance['eval_batch']} evaluation by up to "
         f"{invariance['max_abs_logit_diff']:.3g} in the logits ({invariance['top1_changed']} top-1 "
         f"changes; tolerance {BATCH_INVARIANCE_TOLERANCE:g}), so the accuracy is one no deployment "
-        "gets; declare the backend in the mode's batch_dependent (evaluated at batch 1)"
+        "gets; where the file really depends on its batch, say why in its Export's batch_dependent "
+        "(bench.formats; it is then evaluated at batch 1)"
         + (f" ({declared_reason})" if declared_reason else ""), note)
 
 
@@ -248,23 +250,20 @@ def case_checks(tier: Tier, mode: Mode, record: dict) -> list[Check]:
 FLOAT_LOGIT_TOLERANCE = 1e-3
 
 
-def agreement_checks(label: str, mode: Mode, pairs: list[dict], reference: bool) -> list[Check]:
+def agreement_checks(label: str, pairs: list[PairAgreement], reference: bool) -> list[Check]:
     """Backends agree image by image: above the mode's agreement floor, and for the reference
     mode within :data:`FLOAT_LOGIT_TOLERANCE` in every logit. One check per pair and criterion.
 
     Args:
         label: ``model-mode``, for the messages.
-        mode: The mode (its floor per pair of backends, ``Mode.pair_agreement_floor``; None:
-            recorded, not gated).
-        pairs: ``[{"backends": [a, b], "top1_agreement", "max_abs_logit_diff"}, ...]``.
+        pairs: The pairs, each with its floor (``bench.run.pair_floor``: the mode's for the pair,
+            or lowered for a recipe on another weight grid; None: recorded, not gated).
         reference: Whether ``mode`` is the reference mode (float32).
     """
     checks = []
     for pair in pairs:
-        names = "/".join(pair["backends"])
-        # The run may have lowered it for a recipe on another weight grid (BenchRun._pair_floor).
-        floor = pair["floor"] if "floor" in pair else mode.pair_agreement_floor(*pair["backends"])
-        agreement = pair["top1_agreement"]
+        names = "/".join(pair.backends)
+        floor, agreement = pair.floor, pair.top1_agreement
         if floor is None:
             checks.append(Check(None, f"{names}: top-1 agreement {100 * agreement:.2f} %; recorded, not "
                                       "gated (the mode sets no floor for the pair)"))
@@ -274,7 +273,7 @@ def agreement_checks(label: str, mode: Mode, pairs: list[dict], reference: bool)
             checks.append(Check(f"{label} {names}: top-1 agreement {100 * agreement:.2f} % below "
                                 f"{100 * floor:.1f} %" if agreement < floor else None, note))
         if reference:
-            diff = pair["max_abs_logit_diff"]
+            diff = pair.max_abs_logit_diff
             note = (f"{names}: max |logit diff| {diff:.2e}, tolerance {FLOAT_LOGIT_TOLERANCE:.0e} (two "
                     "orders above the kernels' summation order)")
             checks.append(Check(f"{label} {names}: max |logit diff| {diff:.2e} above {FLOAT_LOGIT_TOLERANCE:.0e}"

@@ -46,6 +46,7 @@ import numpy as np
 
 from bench import atomic, evidence, gates, stats
 from bench import baseline as baselines
+from bench.agreement_record import AgreementRecord, PairAgreement
 from bench.errors import BenchError, ReportError
 from bench.merge_inputs import MergeError, checked_shards
 from bench.results import BASELINES_DIR, case_id, load_baselines, load_results, sort_cases
@@ -288,7 +289,7 @@ def agreement_from_predictions(results: dict, model: str, mode: str,
     Raises:
         MergeError: A case without per-image predictions (written before results kept them).
     """
-    from bench.modes import MODES, REFERENCE_MODE
+    from bench.modes import REFERENCE_MODE
     from bench.run import pair_floor
 
     label = f"{model}-{mode}"
@@ -307,17 +308,15 @@ def agreement_from_predictions(results: dict, model: str, mode: str,
             raise MergeError(f"{case['id']} has no per-image predictions: its shard ran a version of the harness "
                              "that did not keep them; rerun the shards with this one")
         predicted[backend] = evidence.unpack_predictions(case["predictions"], case["n_test"])
-    pairs = [{"backends": [a, b], "top1_agreement": float(np.mean(predicted[a] == predicted[b])),
-              "max_abs_logit_diff": None, "floor": pair_floor(results["testbed"], mode, a, b)}
+    pairs = [PairAgreement([a, b], float(np.mean(predicted[a] == predicted[b])), None,
+                           pair_floor(results["testbed"], mode, a, b))
              for a, b in itertools.combinations(ran, 2)]
-    record = {"model": model, "mode": mode, "pairs": pairs, "computed_at": "merge",
-              "accuracy": {b: case["accuracy"] for b, case in ran.items()},
-              "size_bytes": {b: case["size_bytes"] for b, case in ran.items()}}
-    if mode == REFERENCE_MODE:
-        record["logit_check"] = LOGIT_CHECK_NOTE
+    record = AgreementRecord(model, mode, pairs, accuracy={b: case["accuracy"] for b, case in ran.items()},
+                             size_bytes={b: case["size_bytes"] for b, case in ran.items()}, computed_at="merge",
+                             logit_check=LOGIT_CHECK_NOTE if mode == REFERENCE_MODE else None)
     # The logit tolerance of the reference mode needs max_abs_logit_diff, which is not known here.
-    record["failures"] = gates.failures(gates.agreement_checks(label, MODES.get(mode), pairs, reference=False))
-    return record, None
+    record.failures = gates.failures(gates.agreement_checks(label, pairs, reference=False))
+    return record.as_dict(), None
 
 
 # --------------------------------------------------------------------------------------------

@@ -210,7 +210,7 @@ def _accepts(config: pytest.Config, tier: str, models: list[str], modes: list[st
         return {}
     if not config.getoption("--update-baselines"):
         raise UsageError(f"--accept only applies to an update of the baselines: add --update-baselines "
-                         f"(or run `{update_command(tier)} --accept CASE=REASON`)")
+                         f"(or run `{update_command(tier, root=project_root(config))} --accept CASE=REASON`)")
     try:
         accepts = parse_accepts(values)
     except ValueError as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench import metrics
+from bench import formats, metrics
 from bench.backends import BACKENDS
 from bench.build import Builder
 from bench.errors import first_line
@@ -27,14 +27,14 @@ def rows(build: Builder, selection: Selection, model: str) -> list[dict]:
         selection: The run's selection: its modes, its backends, and which cases run here.
         model: The model.
     """
-    onnx_runtimes = [b for b in selection.backends if BACKENDS.get(b).suffix == ".onnx"]
+    onnx_runtimes = [b for b in selection.backends if formats.runs_onnx(b)]
     found = []
     for mode in selection.modes:
         spec = MODES.get(mode)
         if spec.weights != "int8":
             continue
         for maker in onnx_runtimes:
-            if spec.artifact_backend(maker) != maker or _not_run(selection, model, mode, maker):
+            if formats.home(mode, maker) != maker or _not_run(selection, model, mode, maker):
                 continue
             own = build.logits(model, mode, maker)
             for runtime in onnx_runtimes:

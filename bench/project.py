@@ -53,6 +53,21 @@ def local_reports(project_root: Path) -> Path:
     return published_reports(project_root) / LOCAL_REPORTS
 
 
+# The session of quantbench's own noxfile that re-records baselines (and the committed reports).
+NOX_UPDATE_SESSION = "update_baselines"
+
+
+def update_command(project_root: Path | None, tier: str, models: list[str] | None = None) -> str:
+    """The command that re-records the baselines of ``tier`` (only of ``models`` if given) in
+    the project at ``project_root``: its nox session where its noxfile has one (quantbench's own
+    checkout), else pytest itself, which works in any project (None: the root is not known)."""
+    selection = f" --models {','.join(models)}" if models else ""
+    noxfile = Path(project_root) / "noxfile.py" if project_root is not None else None
+    if noxfile is not None and noxfile.is_file() and f"def {NOX_UPDATE_SESSION}(" in noxfile.read_text():
+        return f"nox -s {NOX_UPDATE_SESSION} -- --tier {tier}{selection}"
+    return f"pytest --pyargs bench.cases --tier {tier}{selection} --update-baselines"
+
+
 def lock_file(project_root: Path) -> Path:
     """The project's lock file (which may not exist: then the fingerprint records None)."""
     return Path(project_root) / LOCK_NAME

@@ -15,6 +15,7 @@ order (the order of reports); entry points follow, sorted by name.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 import re
 import sys
 from collections.abc import Iterator
@@ -28,6 +29,23 @@ T = TypeVar("T")
 # Names are pytest ids and parts of case ids ("model-mode-backend"): no dash, nothing a shell or
 # a file name would trip over.
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def builtin_modules(package: str, report_order: tuple[str, ...]) -> tuple[str, ...]:
+    """The modules of ``package`` that register a built-in entry: every public module in it.
+
+    A new built-in is one file: it is found here without being listed anywhere. Reports show the
+    entries named in ``report_order`` (module names within the package) first, in that order,
+    then any other by name.
+
+    Args:
+        package: The package holding one entry per module (``bench.models``).
+        report_order: Module names in the order reports show their entries.
+    """
+    path = importlib.import_module(package).__path__
+    found = sorted(info.name for info in pkgutil.iter_modules(path) if not info.name.startswith("_"))
+    ordered = [name for name in report_order if name in found] + [n for n in found if n not in report_order]
+    return tuple(f"{package}.{name}" for name in ordered)
 
 
 class PluginError(BenchError):

@@ -371,14 +371,24 @@ def recorded_testbeds(root: str | os.PathLike[str], tier: str) -> set[str]:
     return {path.parent.name for path in folder.glob(f"*/{tier}.json")} if folder.is_dir() else set()
 
 
-def update_command(tier: str, models: list[str] | None = None) -> str:
-    """The command that re-records the baselines of ``tier`` (only of ``models`` if given)."""
-    return f"nox -s update_baselines -- --tier {tier}" + (f" --models {','.join(models)}" if models else "")
+def update_command(tier: str, models: list[str] | None = None, root: Path | None = None) -> str:
+    """The command that re-records the baselines of ``tier`` (only of ``models`` if given) in the
+    project at ``root`` (:func:`bench.project.update_command`)."""
+    from bench import project
+
+    return project.update_command(root, tier, models)
+
+
+def project_of_baselines(path: Path) -> Path | None:
+    """The project root of a baselines file at its usual place (None: elsewhere)."""
+    path = Path(path)
+    return path.resolve().parents[2] if path.parent.parent.name == BASELINES_DIR else None
 
 
 def _restore_or_regenerate(path: Path) -> str:
     # A baselines file is named after its tier.
-    return f"restore it with `git checkout {path}` or regenerate it with `{update_command(path.stem)}`"
+    return (f"restore it with `git checkout {path}` or regenerate it with "
+            f"`{update_command(path.stem, root=project_of_baselines(path))}`")
 
 
 def _update_baselines_to_2(document: dict) -> dict:
@@ -430,7 +440,7 @@ def _check_baseline_case(path: Path, cid: str, case: object, environments: dict)
                             f"{_restore_or_regenerate(path)}")
     model = parse_case_id(cid)[0]
     fix = (f"restore it with `git checkout {path}` or re-record the case with "
-           f"`{update_command(path.stem, [model])}`")
+           f"`{update_command(path.stem, [model], root=project_of_baselines(path))}`")
     if not isinstance(case, dict):
         raise BaselineError(f"{path}: case {cid} is not an object; {fix}")
     if not isinstance(case.get("environment"), str) or case["environment"] not in environments:

@@ -4,7 +4,10 @@
 case, applies the gates of :mod:`bench.gates` (judging it against its baseline with
 :mod:`bench.stats`) and keeps what it found in the
 :class:`bench.record.RunRecord`. A case run twice (a cross-case test asks for it again) is
-measured once: the builder memoizes logits and artifacts, so asking again only re-judges.
+measured once: the builder memoizes logits and artifacts, so asking again only re-judges. The
+run owns what is measured of the builder's work: the :class:`bench.timings.Timings` that the
+builder marks its conversions and evaluations in, and each case's batch invariance
+(:mod:`bench.batch_invariance`).
 
 Running and judging is all it does: a case's result is a :class:`bench.case_record.CaseRecord`;
 the portability experiment is :mod:`bench.portability`, the lost-images gallery
@@ -24,6 +27,7 @@ import numpy as np
 
 from bench import baseline as baselines
 from bench import (
+    batch_invariance,
     environment,
     evidence,
     gates,
@@ -35,6 +39,7 @@ from bench import (
     stats,
     testbeds,
 )
+from bench.agreement_record import AgreementRecord, PairAgreement
 from bench.backends import BACKENDS
 from bench.build import Builder
 from bench.cache import Cache, file_sha256, log
@@ -45,6 +50,7 @@ from bench.record import RunRecord
 from bench.results import case_id
 from bench.selection import Selection
 from bench.tiers import Tier
+from bench.timings import Timings
 
 
 @dataclasses.dataclass
@@ -124,8 +130,10 @@ class BenchRun:
         self.options = options
         self.tier = options.tier
         self.selection = Selection.of(options)
+        # Seconds each case's file took to convert and to evaluate: measured while the builder works.
+        self.timings = Timings()
         self.build = Builder(options.tier, options.calibration_method, cache,
-                             testbeds.get(options.testbed_name()))
+                             testbeds.get(options.testbed_name()), self.timings)
         self.weights = provenance.WeightsRecord(self.build)
         fingerprint = environment.fingerprint(options.backends, options.root)
         self.environment = fingerprint
@@ -204,7 +212,7 @@ class BenchRun:
                 and not self.options.update_baselines:
             fix = ("fix it, or deselect the case (--models/--modes/--backends, -k) if it should not run "
                    "here" if kind != "declared" else
-                   f"if it is meant to stop running, remove it with `{results.update_command(self.tier.name)}` "
+                   f"if it is meant to stop running, remove it with `{results.update_command(self.tier.name, root=self.options.root)}` "
                    "and commit the file")
             failure = (f"{cid}: did not run ({reason}), but {self.options.baseline_path()} expects it; "
                        f"only a capability this CPU declares missing may drop a baseline case: {fix}")
@@ -222,7 +230,7 @@ class BenchRun:
         elif self.baseline is None:
             note = (f"testbed {self.testbed}: no {self.tier.name} baseline for it or its nearest testbeds "
                     f"({', '.join(testbeds.get(self.testbed).nearest) or 'none'}); verdicts are not judged. "
-                    f"Record one with `{results.update_command(self.tier.name)}`")
+                    f"Record one with `{results.update_command(self.tier.name, root=self.options.root)}`")
         elif self.own_baseline:
             note = f"testbed {self.testbed}: judged against its own baseline {path}"
         else:
@@ -230,7 +238,7 @@ class BenchRun:
                     f"the nearest testbed's ({self.baseline_testbed}, {path}) are shown, with the CPU "
                     "difference as their likely cause, and do not fail the run; drop budgets, size floors, "
                     "agreement, batch invariance and QAT against PTQ still do. Record this testbed's with "
-                    f"`{results.update_command(self.tier.name)}`")
+                    f"`{results.update_command(self.tier.name, root=self.options.root)}`")
         return {"path": str(path), "testbed": self.baseline_testbed, "own": self.own_baseline, "note": note,
                 "history": baselines.trimmed_history((self.baseline or {}).get("history", []))}
 
@@ -255,7 +263,7 @@ class BenchRun:
         path = self.build.artifact(model, mode, backend)
         size = metrics.size_bytes(path)
         float_size = metrics.size_bytes(self.build.artifact(model, REFERENCE_MODE, backend))
-        invariance = self.build.batch_invariance(model, mode, backend)
+        invariance = batch_invariance.measure(self.build, model, mode, backend)
         invariance["depends_on_batch"] = gates.depends_on_batch(invariance)
         correct = evidence.correct(logits, labels)
         record = CaseRecord(
@@ -286,7 +294,7 @@ class BenchRun:
         )
         failures = gates.failures([
             *gates.case_checks(self.tier, MODES.get(mode), record.as_dict()),
-            gates.batch_dependence_check(cid, invariance, MODES.get(mode).batch_dependent.get(backend)),
+            gates.batch_dependence_check(cid, invariance, MODES.get(mode).batch_dependence(backend)),
         ])
         record.baseline_verdict, record.baseline_comparison = self._judge(record, correct, failures)
         record.status = "failed" if failures else "passed"
@@ -313,7 +321,7 @@ class BenchRun:
             if gated:
                 failures.append(
                     f"{cid}: no baseline entry in {path}; create it with "
-                    f"`{results.update_command(self.tier.name, [record.model])}` and commit the file"
+                    f"`{results.update_command(self.tier.name, [record.model], root=self.options.root)}` and commit the file"
                 )
             return "no_baseline", None
         if "correct_bits" not in entry:
@@ -321,7 +329,7 @@ class BenchRun:
                 failures.append(
                     f"{cid}: the baseline entry in {path} has no per-image record (correct_bits), so "
                     f"the case cannot be judged; re-record it with "
-                    f"`{results.update_command(self.tier.name, [record.model])}`"
+                    f"`{results.update_command(self.tier.name, [record.model], root=self.options.root)}`"
                 )
             return "no_baseline", None
         env_changes = environment.differences(recorded_env, self.environment)
@@ -357,7 +365,7 @@ class BenchRun:
     def _pair_floor(self, mode: str, a: str, b: str) -> float | None:
         return pair_floor(self.testbed, mode, a, b)
 
-    def agreement(self, model: str, mode: str) -> dict | None:
+    def agreement(self, model: str, mode: str) -> AgreementRecord | None:
         """Top-1 agreement and largest logit difference between every pair of backends, gated.
 
         Returns:
@@ -371,23 +379,17 @@ class BenchRun:
         pairs = []
         for a, b in itertools.combinations(runnable, 2):
             la, lb = self.build.logits(model, mode, a), self.build.logits(model, mode, b)
-            pairs.append({
-                "backends": [a, b],
-                "top1_agreement": metrics.agreement(la, lb),
-                "max_abs_logit_diff": metrics.max_abs_diff(la, lb),
-                "floor": self._pair_floor(mode, a, b),
-            })
-        record = {
-            "model": model,
-            "mode": mode,
-            "pairs": pairs,
-            "accuracy": {b: metrics.accuracy(self.build.logits(model, mode, b), labels) for b in runnable},
-            "size_bytes": {b: metrics.size_bytes(self.build.artifact(model, mode, b)) for b in runnable},
-        }
-        record["failures"] = gates.failures(gates.agreement_checks(f"{model}-{mode}", MODES.get(mode), pairs,
-                                                                   reference=mode == REFERENCE_MODE))
-        self.record.add_agreement(model, mode, record)
-        self.record.add_failures(record["failures"])
+            pairs.append(PairAgreement([a, b], metrics.agreement(la, lb), metrics.max_abs_diff(la, lb),
+                                       self._pair_floor(mode, a, b)))
+        record = AgreementRecord(
+            model, mode, pairs,
+            accuracy={b: metrics.accuracy(self.build.logits(model, mode, b), labels) for b in runnable},
+            size_bytes={b: metrics.size_bytes(self.build.artifact(model, mode, b)) for b in runnable},
+        )
+        record.failures = gates.failures(gates.agreement_checks(f"{model}-{mode}", pairs,
+                                                                reference=mode == REFERENCE_MODE))
+        self.record.add_agreement(model, mode, record.as_dict())
+        self.record.add_failures(record.failures)
         return record
 
     def portability(self, model: str) -> list[dict]:
@@ -399,4 +401,4 @@ class BenchRun:
 
     def document(self) -> dict:
         """The results document of the cases run so far (:func:`bench.run_document.results_document`)."""
-        return run_document.results_document(self.record, self.build, self.weights)
+        return run_document.results_document(self.record, self.build, self.weights, self.timings)

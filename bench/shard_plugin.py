@@ -72,8 +72,7 @@ def keep_shard(config: pytest.Config, items: list[pytest.Item]) -> None:
         pytest.UsageError: The selection cannot be split as asked (``bench.shard.split``).
     """
     spec = config.quantbench_shard
-    from bench import shard
-    from bench.backends import BACKENDS
+    from bench import formats, shard
     from bench.errors import BenchError
 
     options = config.quantbench_options
@@ -88,7 +87,7 @@ def keep_shard(config: pytest.Config, items: list[pytest.Item]) -> None:
                         dict(getattr(getattr(item, "callspec", None), "params", {}))) for item in items],
             by=by, total=spec.total,
             selection={"models": options.models, "modes": options.modes, "backends": options.backends},
-            onnx_backends=[b for b in options.backends if BACKENDS.get(b).suffix == ".onnx"],
+            onnx_backends=[b for b in options.backends if formats.runs_onnx(b)],
             costs_of=lambda units: shard.unit_costs(units, by, survey.work, history),
             tier=options.tier.name)
     except BenchError as exc:

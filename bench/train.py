@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from bench import atomic
-from bench.cache import Cache, code_hash, key_of, log
-from bench.data import NUM_CLASSES, Splits, to_model_input
+from bench.cache import Cache, code_hash, definitions_of, key_of, log
+from bench.data import NUM_CLASSES, ModelInputs
 from bench.environment import library_versions
 from bench.models import MODELS, ModelSpec
 from bench.tiers import TRAINING_THREADS, QatRecipe, Tier, TrainRecipe
@@ -62,14 +62,14 @@ def augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def architecture_hash(spec: ModelSpec, seed: int) -> str:
-    """Hash of the model's architecture (its Keras config) and of the code that builds it."""
-    model = build_model(spec, seed)
-    return key_of([model.to_json(), code_hash(inspect.getmodule(spec.build))])
+    """Hash of the model's Keras config and its module's code, not its spec's data (per-tier recipes)."""
+    module = inspect.getmodule(spec.build)
+    return key_of([build_model(spec, seed).to_json(), code_hash(module, definitions_of(module))])
 
 
 # The code that decides a trained model's weights, as (module, definitions; none: all of it),
-# besides the model's own module (architecture_hash). The tier's recipe is hashed as data
-# (Tier.recipe_hash), not tiers.py's code: editing the full tier must not retrain smoke models.
+# besides the model's own code (architecture_hash). Its recipe is hashed as data, per tier
+# (Tier.recipe_hash), not as its file's code: editing the full recipe must not retrain smoke models.
 TRAINING_SOURCES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("bench", ()),  # selects Keras 2 (TF_USE_LEGACY_KERAS) before TensorFlow loads
     ("bench.train", ()),  # the loop, augmentation, schedules, precision, QAT
@@ -78,7 +78,8 @@ TRAINING_SOURCES: tuple[tuple[str, tuple[str, ...]], ...] = (
     # Only the builder's members that hand training its data: the rest of build.py converts and
     # evaluates, and hashing all of it would retrain every model (full vgg16: hours) for a
     # conversion edit. Artifact keys hash the whole module.
-    ("bench.build", ("Builder.dataset", "Builder.splits", "Builder.trained", "Builder.qat")),
+    ("bench.build", ("Builder.dataset", "Builder.splits", "Builder.model_inputs", "Builder.trained",
+                     "Builder.qat")),
 )
 
 
@@ -172,16 +173,15 @@ def _with_float32_logits(model):
     return keras.Model(model.inputs, logits, name=f"{model.name}_float32_logits")
 
 
-def _fit(model, recipe: TrainRecipe, splits: Splits, spec: ModelSpec, seed: int, tag: str,
+def _fit(model, recipe: TrainRecipe, inputs: ModelInputs, seed: int, tag: str,
          checkpoint_dir: Path | None) -> float | None:
     from bench.tfsetup import seed_everything
 
     if model.compute_dtype != "float32":
         model = _with_float32_logits(model)
-    x_val = to_model_input(splits.x_val, spec.input_shape)
-    y_val = _one_hot(splits.y_val)
-    x_train_u8 = splits.x_train if recipe.train_size is None else splits.x_train[: recipe.train_size]
-    y_train = splits.y_train[: len(x_train_u8)]
+    y_val = _one_hot(inputs.splits.y_val)
+    x_train_u8 = inputs.splits.x_train[: recipe.train_size]  # uint8, to augment (None: all of them)
+    y_train = inputs.splits.y_train[: len(x_train_u8)]
     steps = int(np.ceil(len(x_train_u8) / recipe.batch_size))
     _compile(model, _learning_rate(recipe, steps), recipe.label_smoothing)
     checkpoint = _Checkpoint(checkpoint_dir, model) if checkpoint_dir else None
@@ -195,14 +195,15 @@ def _fit(model, recipe: TrainRecipe, splits: Splits, spec: ModelSpec, seed: int,
         seed_everything(seed + epoch)
         rng = np.random.default_rng([seed, epoch])
         order = rng.permutation(len(x_train_u8))
-        images = x_train_u8[order]
-        if recipe.augment:
-            images = augment(images, rng)
+        # Augmentation moves uint8 pixels, so its new images are converted each epoch; without it
+        # the epoch is the once-converted images shuffled (the same bits, see ModelInputs).
+        images = (inputs.convert(augment(x_train_u8[order], rng)) if recipe.augment
+                  else inputs.train(len(x_train_u8))[order])
         history = model.fit(
-            to_model_input(images, spec.input_shape), _one_hot(y_train[order]),
+            images, _one_hot(y_train[order]),
             batch_size=recipe.batch_size, epochs=1, shuffle=False, verbose=0,
         )
-        _, val_acc = model.evaluate(x_val, y_val, batch_size=512, verbose=0)
+        _, val_acc = model.evaluate(inputs.x_val, y_val, batch_size=512, verbose=0)
         if checkpoint:
             checkpoint.save(epoch + 1)
         log(
@@ -265,8 +266,9 @@ def build_model(spec: ModelSpec, seed: int):
     return spec.build()
 
 
-def float_model(name: str, tier: Tier, splits: Splits, data_sha256: str, cache: Cache) -> Trained:
-    """Returns the tier's trained float model, from the cache or trained now."""
+def float_model(name: str, tier: Tier, inputs: ModelInputs, data_sha256: str, cache: Cache) -> Trained:
+    """Returns the tier's trained float model, from the cache or trained now, from ``inputs``:
+    the tier's splits in the model's input shape, converted once per shape by the caller."""
     spec = MODELS.get(name)
     key = float_key(spec, tier, data_sha256)
     label = f"{name}-{tier.name}"
@@ -281,7 +283,7 @@ def float_model(name: str, tier: Tier, splits: Splits, data_sha256: str, cache: 
             trainee = build_model(spec, tier.seed)
             log(f"[train] {label}: training {trainee.count_params():,} parameters "
                 f"({recipe}); checkpoints in {checkpoints}")
-            val = _fit(trainee, recipe, splits, spec, tier.seed, label, checkpoints)
+            val = _fit(trainee, recipe, inputs, tier.seed, label, checkpoints)
         model = _float32_twin(trainee, spec, tier.seed)
         model.save_weights(str(folder / WEIGHTS))
         result["model"] = model
@@ -363,9 +365,8 @@ def qat_key(float_model_key: str, tier: Tier, name: str) -> str:
     return key_of({"float": float_model_key, "qat": tier.qat_hash(name), "code": training_code_hash()})
 
 
-def qat_model(name: str, tier: Tier, splits: Splits, trained: Trained, cache: Cache) -> Trained:
-    """Fine-tunes the cached float model with QAT; cached like the float model."""
-    spec = MODELS.get(name)
+def qat_model(name: str, tier: Tier, inputs: ModelInputs, trained: Trained, cache: Cache) -> Trained:
+    """Fine-tunes the cached float model with QAT on ``inputs`` (see :func:`float_model`); cached alike."""
     recipe: QatRecipe = tier.qat_recipe(name)
     key = qat_key(trained.key, tier, name)
     label = f"{name}-{tier.name}-qat"
@@ -381,13 +382,13 @@ def qat_model(name: str, tier: Tier, splits: Splits, trained: Trained, cache: Ca
     def train(folder: Path) -> dict:
         model = make()
         _freeze_batchnorm(model)
-        initialize_qat_ranges(model, to_model_input(splits.x_calib, spec.input_shape))
+        initialize_qat_ranges(model, inputs.x_calib)
         fine_tune = TrainRecipe(
             epochs=recipe.epochs, batch_size=recipe.batch_size, learning_rate=recipe.learning_rate,
             schedule="constant", train_size=recipe.train_size,
         )
         log(f"[train] {label}: QAT fine-tuning from the float model ({recipe})")
-        val = _fit(model, fine_tune, splits, spec, tier.seed + 7, label, None)
+        val = _fit(model, fine_tune, inputs, tier.seed + 7, label, None)
         model.save_weights(str(folder / QAT_WEIGHTS))
         result["model"] = model
         return {"val_accuracy": val, "train_seconds": time.perf_counter() - began}
@@ -477,10 +478,12 @@ def main(argv: list[str] | None = None) -> int:
             splits = data_mod.split(dataset, val_size=tier.val_size, train_size=None,
                                     test_size=tier.test_size,
                                     calibration_size=tier.calibration_size, seed=tier.seed)
-            cache = Cache()
+            cache, inputs = Cache(), {}  # inputs converted once per input shape
             for name in names:
-                trained = float_model(name, tier, splits, dataset.sha256, cache)
-                qat_model(name, tier, splits, trained, cache)
+                shape = MODELS.get(name).input_shape
+                model_inputs = inputs.setdefault(shape, data_mod.ModelInputs(splits, shape))
+                trained = float_model(name, tier, model_inputs, dataset.sha256, cache)
+                qat_model(name, tier, model_inputs, trained, cache)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from bench.registry import Registry
+from bench.registry import Registry, builtin_modules
 
 # Images per invoke when evaluating: large enough to amortize Python overhead per call,
 # small enough that VGG16's activations stay well inside memory.
@@ -39,12 +39,12 @@ class Backend:
 
     Attributes:
         name: Registry key and pytest id.
-        suffix: File suffix of its artifacts (modes write ``model<suffix>``).
         description: One line for reports.
         load: ``load(path, threads=None) -> Runner``: loads and checks an artifact.
-        reads: The backend whose artifacts this one runs, where it has no exporters of its own
-            (a second runtime for the same file format): every mode that exports for that
-            backend then runs here too, on the very same file.
+        formats: The file formats it runs (:mod:`bench.formats`), preferred first: a case runs
+            the file of the first one the mode has an exporter for. A second runtime for an
+            existing format lists it and runs the very same files; a backend with a format of its
+            own defines it and registers its exporters in its own module.
         packages: Distributions whose versions define its results (go into the fingerprint).
         untimed: Why batch-1 latency on one thread cannot be measured fairly (None: it can).
         raw_loop: ``raw_loop(runner, batches) -> callable`` running the runtime's own loop over
@@ -65,10 +65,9 @@ class Backend:
     """
 
     name: str
-    suffix: str
     description: str
     load: Callable[..., Runner]
-    reads: str | None = None
+    formats: tuple[str, ...]
     packages: tuple[str, ...] = ()
     untimed: str | None = None
     raw_loop: Callable | None = None
@@ -87,8 +86,8 @@ class Backend:
 
 
 # Built-ins in report order; importing one registers it.
-BACKENDS: Registry[Backend] = Registry("backend", "quantbench.backends", builtins=(
-    "bench.backends.keras", "bench.backends.litert", "bench.backends.onnxruntime", "bench.backends.openvino"))
+BACKENDS: Registry[Backend] = Registry("backend", "quantbench.backends", builtins=builtin_modules(
+    __name__, ("keras", "litert", "onnxruntime", "openvino")))
 
 
 def fixed_batches(images: np.ndarray, batch: int = EVAL_BATCH) -> Iterator[tuple[np.ndarray, int]]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import formats
 from bench.backends import BACKENDS, EVAL_BATCH, Backend
 from bench.errors import ArtifactError
 
@@ -38,11 +39,13 @@ def load(path: Path, threads: int | None = None) -> KerasRunner:
     return KerasRunner(model)
 
 
+FORMAT = formats.define("keras", ".keras", "a saved tf-keras model", home="keras")
+
 SPEC = BACKENDS.register("keras", Backend(
     name="keras",
-    suffix=".keras",
     description="tf-keras itself: the float reference and the QAT model's simulated int8",
     load=load,
+    formats=("keras",),
     packages=("tensorflow", "tf-keras"),
     untimed="TensorFlow's thread pool is fixed at start-up, so Keras cannot be timed on one thread; "
     "it is the float reference, not a deployment runtime",

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import quantmath
+from bench import formats, quantmath
 from bench.backends import BACKENDS, EVAL_BATCH, Backend, predict_batched
 from bench.errors import ArtifactError, first_line
 from bench.inspect_artifacts import StoredWeight, output_axis
@@ -224,11 +224,13 @@ def layer_errors(float_path: Path, quantized_path: Path, images: np.ndarray) -> 
     return LayerErrors(rows, unmatched)
 
 
+FORMAT = formats.define("tflite", ".tflite", "a LiteRT flatbuffer", home="litert")
+
 SPEC = BACKENDS.register("litert", Backend(
     name="litert",
-    suffix=".tflite",
     description="LiteRT interpreter (XNNPACK)",
     load=load,
+    formats=("tflite",),
     packages=("ai-edge-litert",),
     raw_loop=raw_loop,
     stored_weights=stored_weights,

@@ -57,6 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import formats
 from bench.backends import BACKENDS, EVAL_BATCH, Backend, predict_batched
 from bench.errors import ArtifactError, first_line
 from bench.inspect_artifacts import StoredWeight, output_axis
@@ -362,11 +363,13 @@ def layer_errors(float_path: Path, quantized_path: Path, images: np.ndarray) -> 
     return LayerErrors(rows, unmatched)
 
 
+FORMAT = formats.define("onnx", ".onnx", "an ONNX model (opset 17; int8 as QDQ)", home="onnxruntime")
+
 SPEC = BACKENDS.register("onnxruntime", Backend(
     name="onnxruntime",
-    suffix=".onnx",
     description="ONNX Runtime, CPU execution provider (MLAS)",
     load=load,
+    formats=("onnx",),
     packages=("onnxruntime",),
     raw_loop=raw_loop,
     stored_weights=stored_weights,

@@ -22,11 +22,11 @@ MAX_LISTED = 5
 COMPONENT_NAMES = {
     "model": "model name",
     "architecture": "architecture (the model's Keras config and its module's code)",
-    "recipe": "training recipe (bench/tiers.py, Tier.recipe_hash)",
+    "recipe": "training recipe (the model's ModelSpec.recipes, Tier.recipe_hash)",
     "data": "data set (sha256 of the Fashion-MNIST files)",
     "code": "training code (bench.train.TRAINING_SOURCES)",
     "versions": "library versions",
-    "qat": "QAT recipe (bench/tiers.py, Tier.qat_hash)",
+    "qat": "QAT recipe (the model's ModelSpec.qat_recipes, Tier.qat_hash)",
     "float": "float model key",
 }
 

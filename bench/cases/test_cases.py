@@ -54,4 +54,4 @@ def test_backends_agree(model_mode, bench_run):
     record = bench_run.agreement(model, mode)
     if record is None:
         pytest.skip(f"{model}-{mode} runs on fewer than two of the selected backends")
-    assert not record["failures"], "\n".join(record["failures"])
+    assert not record.failures, "\n".join(record.failures)

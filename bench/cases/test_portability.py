@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.backends import BACKENDS
+from bench import formats
 from bench.modes import MODES
 
 pytestmark = pytest.mark.bench
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.bench
 def test_integer_onnx_files_on_every_onnx_runtime(bench_model, bench_run):
     model = bench_model
     rows = bench_run.portability(model)
-    runtimes = [b for b in bench_run.options.backends if BACKENDS.get(b).suffix == ".onnx"]
+    runtimes = [b for b in bench_run.options.backends if formats.runs_onnx(b)]
     if not rows:
         pytest.skip(f"{model}: needs int8 modes on at least two selected ONNX runtimes (selected: {runtimes})")
     for row in rows:

@@ -57,7 +57,7 @@ def test_weights_match_reference_math(case, bench_run):
     _skip_unless_int8_weights(bench_run, model, mode, backend, ("stored_weights", "rounding"))
     inspection = inspect_artifacts.inspect(bench_run.build, model, mode, backend)
     report = weight_checks.check_weights(
-        inspection, BACKENDS.get(backend).rounding, per_channel_required=backend in MODES.get(mode).per_channel
+        inspection, BACKENDS.get(backend).rounding, per_channel_required=MODES.get(mode).per_channel_on(backend)
     )
     print(f"{case_id(*case)}: {report.summary()}")
     assert not report.messages, f"{case_id(*case)}: " + "\n".join(report.messages)

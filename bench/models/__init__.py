@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Callable
 
 from bench.recipes import QatRecipe, TrainRecipe
-from bench.registry import Registry
+from bench.registry import Registry, builtin_modules
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +61,7 @@ class ModelSpec:
 
 # Built-ins in report order; importing one registers it.
 MODELS: Registry[ModelSpec] = Registry(
-    "model", "quantbench.models", builtins=("bench.models.cnn", "bench.models.mobilenet", "bench.models.vgg16")
+    "model", "quantbench.models", builtins=builtin_modules(__name__, ("cnn", "mobilenet", "vgg16"))
 )
 
 # Momentum of BatchNorm's moving averages. Keras' default 0.99 averages over ~100 steps; a smoke

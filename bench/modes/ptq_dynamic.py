@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench import formats
+from bench.formats import Export
 from bench.modes import (
     INT8_DEFAULT_SIZE_FLOOR,
-    INT8_SIZE_FLOOR,
+    INT8_DROP_BUDGET_PP,
     MODES,
     ExportContext,
     Mode,
@@ -45,26 +47,24 @@ MODE = MODES.register(
     Mode(
         name="ptq_dynamic",
         description="int8 weights, float activations, no calibration",
-        backends={
-            "keras": "Keras runs float graphs only; dynamic-range kernels exist in LiteRT and ORT",
-            "litert": to_tflite,
-            "onnxruntime": to_onnx,
-            "openvino": to_openvino,
-        },
-        # Measured (smoke cnn, 2,000 images): 84.90 % at batch 1, 85.00 % at 500, 85.10 % at 256
-        # with a zero-padded tail. LiteRT's hybrid kernels quantize per row: batch-invariant.
-        batch_dependent={
-            "onnxruntime": "ORT's dynamic quantization takes each activation's range over the whole "
-            "batch tensor (padding included), so an image's logits depend on its batch-mates",
-        },
         weights="int8",
         activations="dynamic int8",
-        # LiteRT's dynamic-range quantizer is per-channel; ORT's ConvInteger takes one weight scale.
-        per_channel=("litert",),
-        size_floor=INT8_SIZE_FLOOR,
         default_size_floor=INT8_DEFAULT_SIZE_FLOOR,
         # Measured on the smoke tier: >= 97.4 % (mobilenet: ORT quantizes activations per tensor
         # at run time, LiteRT per row); the floor sits below by about the measured spread.
         agreement_floor=0.96,
+        drop_budget_pp=INT8_DROP_BUDGET_PP,
     ),
 )
+
+# LiteRT's dynamic-range quantizer is per-channel, and its hybrid kernels quantize activations
+# per row: batch-invariant.
+formats.register("ptq_dynamic", "tflite", Export(to_tflite, per_channel=True))
+# ORT's ConvInteger takes one weight scale. Measured (smoke cnn, 2,000 images): 84.90 % at
+# batch 1, 85.00 % at 500, 85.10 % at 256 with a zero-padded tail.
+formats.register("ptq_dynamic", "onnx", Export(to_onnx, batch_dependent=(
+    "ORT's dynamic quantization takes each activation's range over the whole batch tensor (padding "
+    "included), so an image's logits depend on its batch-mates")))
+formats.register("ptq_dynamic", "openvino", Export(to_openvino))
+formats.unsupported("ptq_dynamic", "keras",
+                    "Keras runs float graphs only; dynamic-range kernels exist in LiteRT and ORT")

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench import formats
 from bench.backends import onnxruntime as ort_backend
+from bench.formats import Export
 from bench.modes import (
     INT8_DEFAULT_SIZE_FLOOR,
-    INT8_SIZE_FLOOR,
+    INT8_DROP_BUDGET_PP,
     MODES,
     STATIC_INT8_AGREEMENT_FLOOR,
     ExportContext,
@@ -54,25 +56,28 @@ MODE = MODES.register(
     Mode(
         name="ptq_int8",
         description="full integer int8, per-channel weights, calibrated activations",
-        backends={
-            "keras": "Keras cannot run integer kernels; see litert and onnxruntime",
-            "litert": to_tflite,
-            "onnxruntime": to_onnx,
-            "openvino": to_openvino,
-        },
         integer=True,
         uses_calibration=True,
         weights="int8",
         activations="int8",
-        per_channel=("litert", "onnxruntime"),
-        size_floor=INT8_SIZE_FLOOR,
         default_size_floor=INT8_DEFAULT_SIZE_FLOOR,
         agreement_floor=STATIC_INT8_AGREEMENT_FLOOR,
-        # OpenVINO's file is NNCF's own quantization (its calibration: mean of per-image ranges, a
-        # 7-bit first layer), not the same int8 model on another runtime: measured 97.65-98.55 %
-        # agreement with LiteRT and ORT on the smoke tier, 99.05-99.13 % on the full tier (cnn,
-        # mobilenet). 0.96 sits below the smoke minimum by about the spread, far above a broken
-        # conversion.
-        agreement_floor_with={"openvino": 0.96},
+        drop_budget_pp=INT8_DROP_BUDGET_PP,
     ),
 )
+
+
+def onnx_int8_format(testbed) -> str | None:
+    """The int8 format (S8S8 or U8U8) the testbed's recipe gives ORT's file."""
+    fmt = ort_backend.int8_format(testbed, "ptq_int8")
+    return fmt.name if fmt else None
+
+
+formats.register("ptq_int8", "tflite", Export(to_tflite, per_channel=True))
+formats.register("ptq_int8", "onnx", Export(to_onnx, per_channel=True, variant=onnx_int8_format))
+# NNCF's own quantization (its calibration: mean of per-image ranges, a 7-bit first layer), not
+# the same int8 model on another runtime: measured 97.65-98.55 % agreement with LiteRT and ORT on
+# the smoke tier, 99.05-99.13 % on the full tier (cnn, mobilenet). 0.96 sits below the smoke
+# minimum by about the spread, far above a broken conversion.
+formats.register("ptq_int8", "openvino", Export(to_openvino, agreement_floor=0.96))
+formats.unsupported("ptq_int8", "keras", "Keras cannot run integer kernels; see litert and onnxruntime")

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench import formats
 from bench.backends import onnxruntime as ort_backend
+from bench.formats import Export
 from bench.modes import (
     INT8_DEFAULT_SIZE_FLOOR,
-    INT8_SIZE_FLOOR,
+    INT8_DROP_BUDGET_PP,
     MODES,
     STATIC_INT8_AGREEMENT_FLOOR,
     ExportContext,
@@ -48,23 +50,25 @@ MODE = MODES.register(
     Mode(
         name="qat_int8",
         description="quantization-aware training (tfmot), then full integer int8",
-        backends={
-            "keras": "tfmot 0.8.1's QAT wrappers do not load back from a saved Keras file "
-            "(quantize_layer expects 5 variables, the file holds 3), so no real artifact exists",
-            "litert": to_tflite,
-            "onnxruntime": to_onnx,
-        },
         integer=True,
         uses_qat=True,
         weights="int8",
         activations="int8",
-        # Not per-channel: tfmot's QAT Dense weights are per-tensor.
-        size_floor=INT8_SIZE_FLOOR,
         default_size_floor=INT8_DEFAULT_SIZE_FLOOR,
         agreement_floor=STATIC_INT8_AGREEMENT_FLOOR,
-        # OpenVINO runs ORT's very QAT file; its int8 kernels round differently: measured 99.80 /
-        # 98.85 / 99.40 % agreement with ORT (cnn, mobilenet, vgg16, smoke). 0.98 sits below the
-        # lowest by about the spread.
-        agreement_floor_with={"openvino": 0.98},
+        drop_budget_pp=INT8_DROP_BUDGET_PP,
     ),
 )
+
+
+def onnx_int8_format(testbed) -> str | None:
+    """The int8 format (U8S8 or U8U8) the testbed's recipe gives the QAT file's weights."""
+    fmt = ort_backend.int8_format(testbed, "qat_int8")
+    return fmt.name if fmt else None
+
+
+# Neither file is per-channel: tfmot's QAT Dense weights are per-tensor.
+formats.register("qat_int8", "tflite", Export(to_tflite))
+formats.register("qat_int8", "onnx", Export(to_onnx, variant=onnx_int8_format))
+formats.unsupported("qat_int8", "keras", "tfmot 0.8.1's QAT wrappers do not load back from a saved Keras file "
+                    "(quantize_layer expects 5 variables, the file holds 3), so no real artifact exists")

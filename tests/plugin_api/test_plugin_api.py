@@ -31,8 +31,9 @@ int8_per_tensor = toy_mode
 
 [quantbench.backends]
 tf_lite = toy_backend
+keras_h5 = toy_h5_backend
 """
-SELECTION = ["--models", "toy", "--modes", "float32,int8_per_tensor", "--backends", "keras,litert,tf_lite"]
+SELECTION = ["--models", "toy", "--modes", "float32,int8_per_tensor", "--backends", "keras,litert,tf_lite,keras_h5"]
 TIMEOUT = 900
 
 
@@ -72,7 +73,7 @@ def test_the_toy_plugin_runs_through_the_pipeline_and_its_gates(plugin_runs):
     assert gated.returncode == 0, gated.stdout[-4000:] + gated.stderr[-4000:]
     results = json.loads((tmp / "reports" / "smoke" / "results.json").read_text())
     cases = {case["id"]: case for case in results["cases"]}
-    assert set(cases) == {"toy-float32-keras", "toy-float32-litert", "toy-float32-tf_lite",
+    assert set(cases) == {"toy-float32-keras", "toy-float32-litert", "toy-float32-tf_lite", "toy-float32-keras_h5",
                           "toy-int8_per_tensor-litert", "toy-int8_per_tensor-tf_lite"}
     assert all(case["status"] == "passed" for case in cases.values())
     # Judged against the baseline the first run recorded, image by image.
@@ -81,9 +82,24 @@ def test_the_toy_plugin_runs_through_the_pipeline_and_its_gates(plugin_runs):
     assert cases["toy-int8_per_tensor-tf_lite"]["artifact_sha256"] == cases["toy-int8_per_tensor-litert"]["artifact_sha256"]
     [agreement] = [a for a in results["agreement"] if a["mode"] == "int8_per_tensor"]
     assert agreement["pairs"][0]["backends"] == ["litert", "tf_lite"]
+    # The backend with a format of its own ran its own file, a real HDF5 file, judged like any.
+    [h5_file] = (tmp / "cache").rglob("model.h5")
+    assert h5_file.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
+    assert cases["toy-float32-keras_h5"]["size_bytes"] == h5_file.stat().st_size
+    assert cases["toy-float32-keras_h5"]["artifact_sha256"] != cases["toy-float32-keras"]["artifact_sha256"]
+    [float_agreement] = [a for a in results["agreement"] if a["mode"] == "float32"]
+    assert {tuple(pair["backends"]) for pair in float_agreement["pairs"]} >= {("keras", "keras_h5")}
+    assert all(pair["top1_agreement"] >= pair["floor"] for pair in float_agreement["pairs"])
     report = (tmp / "reports" / "smoke" / "REPORT.md").read_text()
-    for name in ("toy", "int8_per_tensor", "tf_lite"):
+    for name in ("toy", "int8_per_tensor", "tf_lite", "keras_h5"):
         assert name in report
+
+
+def test_a_backend_with_its_own_format_is_one_file():
+    """Nothing of the harness names the toy format or its backend: only its own module does."""
+    mentions = [str(path.relative_to(ROOT)) for path in (ROOT / "bench").rglob("*.py")
+                if "keras_h5" in path.read_text() or '"h5"' in path.read_text()]
+    assert mentions == []
 
 
 def test_a_tier_without_the_plugin_models_recipe_is_a_usage_error(plugin_runs, tmp_path):

@@ -1,8 +1,8 @@
 """A toy backend registered the way another package would: ``quantbench.backends`` entry point.
 
 ``tf_lite``: TensorFlow's own bundled TFLite interpreter (``tf.lite.Interpreter``), a second
-runtime for LiteRT's files: it declares ``reads="litert"``, so every mode with a LiteRT exporter
-runs on it, on the very same file.
+runtime for LiteRT's files: it runs the ``tflite`` format (``bench.formats``), so every mode with a
+``tflite`` exporter runs on it, on the very same file.
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ def load(path: Path, threads: int | None = None) -> LiteRTRunner:
 
 SPEC = BACKENDS.register("tf_lite", Backend(
     name="tf_lite",
-    suffix=".tflite",
     description="toy backend of the plugin-API test: TensorFlow's bundled TFLite interpreter",
     load=load,
-    reads="litert",
+    formats=("tflite",),
     packages=("tensorflow",),
     untimed="a toy backend: timed cases are out of the plugin-API test's scope",
 ))

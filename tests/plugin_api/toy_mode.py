@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench import formats
+from bench.formats import Export
 from bench.modes import MODES, ExportContext, Mode
 
 
@@ -23,7 +25,6 @@ def to_tflite(ctx: ExportContext, path: Path) -> None:
 MODE = MODES.register("int8_per_tensor", Mode(
     name="int8_per_tensor",
     description="toy mode of the plugin-API test: full integer int8, per-tensor weights",
-    backends={"keras": "Keras cannot run integer kernels", "litert": to_tflite},
     weights="int8",
     activations="int8",
     integer=True,
@@ -35,3 +36,7 @@ MODE = MODES.register("int8_per_tensor", Mode(
     # ~60 pp a broken file loses (chance is 10 %).
     drop_budget_pp={"smoke": 10.0},
 ))
+
+# The mode names formats, never backends: every backend running LiteRT's files runs this one.
+formats.register("int8_per_tensor", "tflite", Export(to_tflite))
+formats.unsupported("int8_per_tensor", "keras", "Keras cannot run integer kernels")

@@ -50,10 +50,10 @@ def test_missing_data_says_what_is_missing_and_how_to_get_it(tmp_path):
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        ('{"schema": 1, "cases": {', ["smoke.json is not valid JSON", "nox -s update_baselines"]),
+        ('{"schema": 1, "cases": {', ["smoke.json is not valid JSON", "pytest --pyargs bench.cases --tier smoke --update-baselines"]),
         ('{"schema": 99, "cases": {}}', ["smoke.json has schema 99: it was written by a newer version of the harness (this version reads schemas 1 to 3)",
-                                         "nox -s update_baselines"]),
-        ('{"schema": 2}', ["smoke.json has no 'cases' object", "nox -s update_baselines"]),
+                                         "pytest --pyargs bench.cases --tier smoke --update-baselines"]),
+        ('{"schema": 2}', ["smoke.json has no 'cases' object", "pytest --pyargs bench.cases --tier smoke --update-baselines"]),
     ],
     ids=["malformed", "schema-99", "no-cases"],
 )

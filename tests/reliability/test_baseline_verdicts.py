@@ -36,11 +36,11 @@ import dataclasses
 
 import pytest
 
-from bench import atomic, environment, evidence, gates
+from bench import atomic, environment, evidence, formats, gates
 from bench import baseline as baselines
 from bench.case_record import CaseRecord
 from bench.errors import BaselineError
-from bench.modes import MODES, ptq_int8
+from bench.modes import ptq_int8
 
 from .conftest import MODEL, make_run
 
@@ -78,11 +78,11 @@ def lose_filters(count: int):
 def plant(monkeypatch):
     """Puts the planted exporter (conv4's first ``filters`` filters zeroed) in ptq_int8's place for
     LiteRT, for this test only."""
-    original = MODES.get("ptq_int8")
+    original = formats.export("ptq_int8", "tflite")
 
     def plant(filters: int = 1) -> None:
-        broken = dataclasses.replace(original, backends={**original.backends, "litert": lose_filters(filters)})
-        monkeypatch.setitem(MODES._entries, "ptq_int8", broken)
+        broken = dataclasses.replace(original, make=lose_filters(filters))
+        monkeypatch.setitem(formats._EXPORTS, ("ptq_int8", "tflite"), broken)
 
     return plant
 
@@ -232,7 +232,8 @@ def test_a_corrupt_per_image_record_is_a_clear_error(corrupt, says, reference, t
     print(f"\n{message}")
     assert str(tmp_path / "baselines" / "smoke.json") in message
     assert f"case {CASE}" in message and says in message
-    assert "git checkout" in message and f"nox -s update_baselines -- --tier smoke --models {MODEL}" in message
+    # A baselines file outside a project's baselines/ folder: the command that works anywhere.
+    assert "git checkout" in message and f"pytest --pyargs bench.cases --tier smoke --models {MODEL} --update-baselines" in message
 
 
 def test_a_record_of_another_image_count_is_a_clear_error(reference, trained_cache, tmp_path):
@@ -242,7 +243,7 @@ def test_a_record_of_another_image_count_is_a_clear_error(reference, trained_cac
     with pytest.raises(BaselineError) as info:
         run_case(trained_cache.root, tmp_path)
     assert f"case {CASE} records 1000 test images, this run has 2,000" in str(info.value)
-    assert "nox -s update_baselines -- --tier smoke" in str(info.value)
+    assert "pytest --pyargs bench.cases --tier smoke --update-baselines" in str(info.value)
 
 
 def test_strict_env_fails_an_environment_difference_beside_the_verdict(reference, trained_cache, tmp_path):

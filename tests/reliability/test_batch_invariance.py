@@ -14,10 +14,9 @@ import dataclasses
 
 import pytest
 
-from bench import atomic
+from bench import atomic, formats
 from bench import baseline as baselines
 from bench.case_record import CaseRecord
-from bench.modes import MODES
 
 from .conftest import MODEL, make_run
 
@@ -56,8 +55,8 @@ def test_the_declared_batch_dependent_artifact_is_evaluated_one_image_at_a_time(
 
 
 def test_a_batch_dependent_artifact_evaluated_batched_fails(monkeypatch, trained_cache, tmp_path):
-    original = MODES.get("ptq_dynamic")
-    monkeypatch.setitem(MODES._entries, "ptq_dynamic", dataclasses.replace(original, batch_dependent={}))
+    original = formats.export("ptq_dynamic", "onnx")
+    monkeypatch.setitem(formats._EXPORTS, ("ptq_dynamic", "onnx"), dataclasses.replace(original, batch_dependent=None))
     record = _run_against_itself(trained_cache.root, tmp_path)
     print(f"\n{CASE}: {record.failures}")
     # The batch gate is the only failure: the status says it, not a missing baseline.
@@ -65,4 +64,4 @@ def test_a_batch_dependent_artifact_evaluated_batched_fails(monkeypatch, trained
     assert record.eval_batch == 256 and record.status == "failed"
     assert message.startswith(f"{CASE}: outputs depend on the batch: 48 images run one at a time differ "
                               "from the batch-256 evaluation by up to ")
-    assert "declare the backend in the mode's batch_dependent" in message
+    assert "say why in its Export's batch_dependent" in message

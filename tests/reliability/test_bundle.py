@@ -33,6 +33,7 @@ from bench.bundle.archive import STAGES, BundleError, read_bundle
 from bench.bundle.transfer import import_bundle
 from bench.cache import Cache
 from bench.environment import library_versions
+from bench.models import MODELS
 from bench.tiers import SMOKE
 
 from .conftest import MODEL, ROOT, SUBPROCESS_TIMEOUT, bench_env, run_bench
@@ -91,8 +92,9 @@ def trained(root: Path) -> tuple[train.Trained, train.Trained]:
     dataset = data_mod.load()
     splits = data_mod.split(dataset, val_size=SMOKE.val_size, train_size=None, test_size=SMOKE.test_size,
                             calibration_size=SMOKE.calibration_size, seed=SMOKE.seed)
-    float_model = train.float_model(MODEL, SMOKE, splits, dataset.sha256, Cache(root))
-    return float_model, train.qat_model(MODEL, SMOKE, splits, float_model, Cache(root))
+    inputs = data_mod.ModelInputs(splits, MODELS.get(MODEL).input_shape)
+    float_model = train.float_model(MODEL, SMOKE, inputs, dataset.sha256, Cache(root))
+    return float_model, train.qat_model(MODEL, SMOKE, inputs, float_model, Cache(root))
 
 
 def assert_same_weights(a, b) -> None:
@@ -282,9 +284,9 @@ def test_weights_that_do_not_fit_the_registered_architecture_are_refused(exporte
 
 
 @pytest.mark.parametrize(("spoil", "message"), [
-    ("recipe", r"cnn-smoke: training recipe \(bench/tiers.py, Tier.recipe_hash\): 0{16} in the bundle"),
+    ("recipe", r"cnn-smoke: training recipe \(the model's ModelSpec.recipes, Tier.recipe_hash\): 0{16} in the bundle"),
     ("library", r"cnn-smoke: library tensorflow: 2\.0\.0 in the bundle, {version} here"),
-    ("qat", r"cnn-smoke-qat: QAT recipe \(bench/tiers.py, Tier.qat_hash\): 0{16} in the bundle"),
+    ("qat", r"cnn-smoke-qat: QAT recipe \(the model's ModelSpec.qat_recipes, Tier.qat_hash\): 0{16} in the bundle"),
     ("data", r"cnn-smoke: data set .*: 0{64} in the bundle"),
     ("key", r"cnn-smoke: the manifest says key 0{20} \(cnn-smoke\), but its components hash to"),
 ])

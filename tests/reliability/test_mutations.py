@@ -2,8 +2,8 @@
 
 Each test runs the real :class:`bench.run.BenchRun` (smoke tier, cnn, LiteRT, the shared
 trained cache) with one thing broken, and checks that the gates fail with a message naming the
-case. Planted modes replace ``ptq_int8`` in :data:`bench.modes.MODES` for one test only
-(``monkeypatch`` restores the registry entry), so budgets and size floors are the real ones.
+case. Planted exporters replace ``ptq_int8``'s LiteRT file (its ``tflite`` export in
+:mod:`bench.formats`) for one test only (``monkeypatch`` restores the registry entry), so budgets and size floors are the real ones.
 
 A perturbed weight scale is covered by ``bench/cases/test_reality.py::test_weight_checks_have_teeth``
 (real ptq_int8 weights, scale x(1 + 1/127): :mod:`bench.weight_checks` reports it), not repeated here.
@@ -21,7 +21,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from bench import atomic, evidence, gates
+from bench import atomic, evidence, formats, gates
 from bench import baseline as baselines
 from bench.case_record import CaseRecord
 from bench.modes import MODES, float32, ptq_int8
@@ -36,11 +36,10 @@ CASE = f"{MODEL}-ptq_int8-litert"
 @pytest.fixture
 def plant(monkeypatch):
     """Replaces ptq_int8's LiteRT exporter with a broken one, for this test only."""
-    original = MODES.get("ptq_int8")
+    original = formats.export("ptq_int8", "tflite")
 
     def plant(exporter) -> None:
-        broken = dataclasses.replace(original, backends={**original.backends, "litert": exporter})
-        monkeypatch.setitem(MODES._entries, "ptq_int8", broken)
+        monkeypatch.setitem(formats._EXPORTS, ("ptq_int8", "tflite"), dataclasses.replace(original, make=exporter))
 
     return plant
 
@@ -155,16 +154,22 @@ def test_baseline_claiming_two_points_more_is_caught(mode, reference, trained_ca
     assert f"{100 * claimed.mean():.2f} %" in message
 
 
-def test_drop_just_past_the_budget_is_caught(reference):
+def test_drop_just_past_the_budget_is_caught(reference, monkeypatch):
     """The real case with the largest drop, against a budget 0.01 pp below that drop."""
     record = max(reference.records.values(), key=lambda r: r.accuracy_drop_pp)
     tier = reference.run.tier
     drop = record.accuracy_drop_pp
-    at_budget = dataclasses.replace(tier, drop_budget_pp={**tier.drop_budget_pp, record.mode: drop})
-    assert gates.failures(gates.case_checks(at_budget, MODES.get(record.mode), record.as_dict())) == []
+    mode = MODES.get(record.mode)
+
+    def with_budget(points: float):
+        """The mode with this tier's drop budget set to ``points`` (the budget is the mode's fact)."""
+        changed = dataclasses.replace(mode, drop_budget_pp={**mode.drop_budget_pp, tier.name: points})
+        monkeypatch.setitem(MODES._entries, record.mode, changed)
+        return changed
+
+    assert gates.failures(gates.case_checks(tier, with_budget(drop), record.as_dict())) == []
     budget = round(drop - 0.01, 6)
-    below = dataclasses.replace(tier, drop_budget_pp={**tier.drop_budget_pp, record.mode: budget})
-    messages = gates.failures(gates.case_checks(below, MODES.get(record.mode), record.as_dict()))
+    messages = gates.failures(gates.case_checks(tier, with_budget(budget), record.as_dict()))
     print(f"\n{messages}")
     assert messages == [
         f"{record.id}: accuracy drop {drop:.2f} pp exceeds the budget of {budget:.2f} pp "

@@ -59,7 +59,7 @@ def test_schema_is_3():
 def test_baseline_path_and_update_command(tmp_path):
     assert baseline_path(tmp_path, "full", "x86-64-v3") == tmp_path / "baselines" / "x86-64-v3" / "full.json"
     assert "--tier full" in update_command("full")
-    assert update_command("smoke", ["cnn", "vgg16"]).endswith("--tier smoke --models cnn,vgg16")
+    assert update_command("smoke", ["cnn", "vgg16"]).endswith("--tier smoke --models cnn,vgg16 --update-baselines")
 
 
 # --- load --------------------------------------------------------------------------------------

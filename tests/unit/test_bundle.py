@@ -330,7 +330,7 @@ def test_key_differences_name_each_component():
     here = {**bundled, "recipe": "bbbb", "versions": {**bundled["versions"], "tensorflow": "2.21.0"}}
     assert checks.key_differences(bundled, bundled) == []
     assert checks.key_differences(bundled, here) == [
-        "training recipe (bench/tiers.py, Tier.recipe_hash): aaaa in the bundle, bbbb here",
+        "training recipe (the model's ModelSpec.recipes, Tier.recipe_hash): aaaa in the bundle, bbbb here",
         "library tensorflow: 2.20.0 in the bundle, 2.21.0 here",
     ]
 

@@ -254,6 +254,16 @@ def test_a_one_token_change_changes_exactly_the_keys_on_its_path(keys, monkeypat
     assert sorted(k for k in before if before[k] != after[k]) == sorted(changed)
 
 
+def test_the_builder_member_that_prepares_training_inputs_is_on_the_training_path(keys, monkeypatch, tmp_path):
+    # Builder.model_inputs holds no literal for one_token_changed: its one call is changed instead.
+    source, call = source_of("bench.build"), "data_mod.ModelInputs(self.splits, shape)"
+    assert source.count(call) == 1
+    before = keys()
+    plant(monkeypatch, tmp_path, "bench.build", source.replace(call, "data_mod.ModelInputs(self.splits, shape[:3])"))
+    after = keys()
+    assert sorted(k for k in before if before[k] != after[k]) == sorted(ALL)
+
+
 @pytest.mark.parametrize("name", ["bench.train", "bench.data", "bench.build", "bench.modes.ptq_int8",
                                   "bench.backends.litert"])
 def test_comments_and_docstrings_change_no_key(keys, monkeypatch, tmp_path, name):
@@ -409,3 +419,23 @@ def test_predict_batched_default_batch():
     model = FixedBatchModel()
     out = predict_batched(model, np.ones((EVAL_BATCH + 1, 2, 2, 1), np.float32))
     assert model.sizes == [EVAL_BATCH, EVAL_BATCH] and out.shape == (EVAL_BATCH + 1, 2)
+
+
+def test_a_models_architecture_key_covers_its_code_not_its_recipes(tmp_path, monkeypatch):
+    """Editing one tier's recipe in a model's file re-keys that tier only (Tier.recipe_hash);
+    editing its code re-keys every tier."""
+    import importlib
+
+    from bench import train
+    from bench.cache import definitions_of
+
+    versions = {"base": ("{'full': 30}", 1), "recipe_edited": ("{'full': 40}", 1), "code_edited": ("{'full': 30}", 2)}
+    monkeypatch.syspath_prepend(str(tmp_path))
+    hashes = {}
+    for name, (recipes, value) in versions.items():
+        (tmp_path / f"model_{name}.py").write_text(f"RECIPES = {recipes}\n\n\ndef build():\n    return {value}\n")
+        module = importlib.import_module(f"model_{name}")
+        assert definitions_of(module) == ("build",)
+        hashes[name] = code_hash(module, definitions_of(module))
+    assert hashes["recipe_edited"] == hashes["base"] != hashes["code_edited"]
+    assert "definitions_of" in train.architecture_hash.__code__.co_names

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bench import gates, metrics, stats
+from bench.agreement_record import PairAgreement
 from bench.modes import MODES
 from bench.tiers import SMOKE
 
@@ -376,20 +377,21 @@ def test_notes_name_the_value_and_the_limit():
 # --- agreement between backends ----------------------------------------------------------------
 
 
-def pair(**changes) -> dict:
-    return {"backends": ["litert", "onnxruntime"], "top1_agreement": 1.0, "max_abs_logit_diff": 1e-5, **changes}
+def pair(**changes) -> PairAgreement:
+    fields = {"backends": ["litert", "onnxruntime"], "top1_agreement": 1.0, "max_abs_logit_diff": 1e-5,
+              "floor": 0.999, **changes}
+    return PairAgreement(**fields)
 
 
 def test_agreement_is_one_check_per_pair_and_criterion():
-    mode = MODES.get("float32")
-    checks = gates.agreement_checks("cnn-float32", mode, [pair(), pair(backends=["keras", "litert"])], reference=True)
+    checks = gates.agreement_checks("cnn-float32", [pair(), pair(backends=["keras", "litert"])], reference=True)
     assert len(checks) == 4 and not any(checks)
     assert all(check.note.startswith(("litert/onnxruntime: ", "keras/litert: ")) for check in checks)
-    assert len(gates.agreement_checks("cnn-ptq_int8", MODES.get("ptq_int8"), [pair()], reference=False)) == 1
+    assert len(gates.agreement_checks("cnn-ptq_int8", [pair(floor=0.99)], reference=False)) == 1
 
 
 def test_agreement_fails_below_the_floor_and_over_the_logit_tolerance_with_the_numbers():
-    checks = gates.agreement_checks("cnn-float32", MODES.get("float32"),
+    checks = gates.agreement_checks("cnn-float32",
                                     [pair(top1_agreement=0.99, max_abs_logit_diff=0.5, floor=0.999)], reference=True)
     assert gates.failures(checks) == [
         "cnn-float32 litert/onnxruntime: top-1 agreement 99.00 % below 99.9 %",
@@ -398,8 +400,7 @@ def test_agreement_fails_below_the_floor_and_over_the_logit_tolerance_with_the_n
 
 
 def test_agreement_without_a_floor_is_recorded_not_gated():
-    (check,) = gates.agreement_checks("cnn-x", MODES.get("ptq_int8"), [pair(top1_agreement=0.1, floor=None)],
-                                      reference=False)
+    (check,) = gates.agreement_checks("cnn-x", [pair(top1_agreement=0.1, floor=None)], reference=False)
     assert check.passed and "not gated" in check.note
 
 

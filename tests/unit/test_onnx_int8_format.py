@@ -7,6 +7,8 @@ artifact key), and the U8U8 weight storage of the QAT rewrite, which must keep t
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -144,17 +146,19 @@ def test_only_the_u8u8_ptq_file_lowers_the_agreement_floor():
     """U8U8 PTQ puts weights on another grid than LiteRT's (measured 98.25 % agreement on the
     smoke mobilenet): its floor is the backend's; every other recipe keeps the mode's."""
     from bench import gates, testbeds
+    from bench.agreement_record import PairAgreement
     from bench.backends import onnxruntime as ort
-    from bench.modes import MODES
+    from bench.run import pair_floor
 
     avx2, vnni = testbeds.get("x86-64-v3"), testbeds.get("avx512-vnni")
     assert ort.agreement_floor(avx2, "ptq_int8") == 0.97
     assert ort.agreement_floor(avx2, "qat_int8") is None
     assert ort.agreement_floor(vnni, "ptq_int8") is None
-    mode = MODES.get("ptq_int8")
-    pair = {"backends": ["litert", "onnxruntime"], "top1_agreement": 0.9825, "max_abs_logit_diff": 1.0}
-    assert gates.failures(gates.agreement_checks("mobilenet-ptq_int8", mode, [pair], reference=False))  # the mode's 0.99
-    assert not gates.failures(gates.agreement_checks("mobilenet-ptq_int8", mode, [{**pair, "floor": 0.97}],
-                                                     reference=False))
-    assert gates.failures(gates.agreement_checks("mobilenet-ptq_int8", mode,
-                                                 [{**pair, "floor": 0.97, "top1_agreement": 0.5}], reference=False))
+    assert pair_floor("avx512-vnni", "ptq_int8", "litert", "onnxruntime") == 0.99  # the mode's
+    assert pair_floor("x86-64-v3", "ptq_int8", "litert", "onnxruntime") == 0.97
+    pair = PairAgreement(["litert", "onnxruntime"], 0.9825, 1.0, 0.99)
+    assert gates.failures(gates.agreement_checks("mobilenet-ptq_int8", [pair], reference=False))  # the mode's 0.99
+    lowered = dataclasses.replace(pair, floor=0.97)
+    assert not gates.failures(gates.agreement_checks("mobilenet-ptq_int8", [lowered], reference=False))
+    assert gates.failures(gates.agreement_checks("mobilenet-ptq_int8", [dataclasses.replace(lowered, top1_agreement=0.5)],
+                                                 reference=False))

@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("openvino")
 
-from bench import environment  # noqa: E402
+from bench import environment, formats  # noqa: E402
 from bench.backends import BACKENDS  # noqa: E402
 from bench.backends import openvino as ov_backend  # noqa: E402
 from bench.errors import ArtifactError  # noqa: E402
@@ -160,11 +160,11 @@ def test_load_errors_say_what_failed_and_what_to_do(tmp_path):
 
 
 def test_openvino_runs_onnxruntimes_files_where_it_has_no_exporter_of_its_own():
-    assert BACKENDS.get("openvino").reads == "onnxruntime"
-    assert MODES.get("float32").artifact_backend("openvino") == "onnxruntime"
-    assert MODES.get("qat_int8").artifact_backend("openvino") == "onnxruntime"
+    assert BACKENDS.get("openvino").formats == ("openvino", "onnx")
+    assert formats.home("float32", "openvino") == "onnxruntime"
+    assert formats.home("qat_int8", "openvino") == "onnxruntime"
     for mode in ("ptq_int8", "ptq_dynamic"):
-        assert MODES.get(mode).artifact_backend("openvino") == "openvino"
+        assert formats.home(mode, "openvino") == "openvino"
         assert MODES.get(mode).exporter("openvino") is not None
     for mode in ("ptq_float16", "ptq_int16x8"):  # ORT's reasons, as it is ORT's file that is missing
         assert MODES.get(mode).skip_reason("openvino") == MODES.get(mode).skip_reason("onnxruntime")

@@ -91,3 +91,14 @@ def test_a_root_that_is_no_folder_is_a_usage_error_naming_it(tmp_path):
     done = collect(folder, "--pyargs", "bench.cases", *SELECTION)
     assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout + done.stderr
     assert f"{folder / 'no-such-folder'} is not a folder" in done.stderr
+
+
+def test_the_update_command_is_the_projects_own(tmp_path):
+    # quantbench's checkout has the nox session; another project (no noxfile, or one without the
+    # session) is told the pytest command, which works anywhere.
+    assert project.update_command(ROOT, "smoke", ["cnn"]) == "nox -s update_baselines -- --tier smoke --models cnn"
+    pytest_form = "pytest --pyargs bench.cases --tier full --update-baselines"
+    assert project.update_command(tmp_path, "full") == pytest_form
+    (tmp_path / "noxfile.py").write_text("import nox\n\n@nox.session\ndef tests(session):\n    pass\n")
+    assert project.update_command(tmp_path, "full") == pytest_form
+    assert project.update_command(None, "full") == pytest_form
