@@ -183,7 +183,15 @@ def home(mode: str, backend: str) -> str:
     """The backend whose format the file ``backend`` runs in ``mode`` is (itself, or the backend
     defining the format it reads)."""
     fmt = artifact_format(mode, backend)
-    return get(fmt).home if fmt else backend
+    if fmt is None:
+        return backend
+    owner = get(fmt).home
+    # The file is made, cached and timed under the defining backend: it must run that very file.
+    if artifact_format(mode, owner) != fmt:
+        raise PluginError(f"{backend} runs the {fmt} file of mode {mode!r}, but {owner}, which defines format "
+                          f"{fmt!r}, runs its {artifact_format(mode, owner)} file instead; list {fmt!r} first "
+                          f"in {owner}'s formats, or register {mode!r}'s exporter for another format")
+    return owner
 
 
 def runs_onnx(backend: str) -> bool:

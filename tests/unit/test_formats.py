@@ -73,3 +73,16 @@ def test_what_a_file_promises_is_read_from_its_export():
     # NNCF's file lowers the floor of its pairs; ORT's file on OpenVINO keeps the mode's own.
     assert MODES.get("ptq_int8").pair_agreement_floor("litert", "openvino") == 0.96
     assert MODES.get("qat_int8").pair_agreement_floor("litert", "onnxruntime") == 0.99
+
+
+def test_a_format_whose_defining_backend_runs_another_file_is_refused(monkeypatch):
+    """The file is cached and timed under the backend defining its format, so that backend must
+    run it too: a backend preferring another format for the mode is a plugin error, not a silent
+    swap of files."""
+    import dataclasses
+
+    ort = BACKENDS.get("onnxruntime")
+    monkeypatch.setitem(BACKENDS._entries, "onnxruntime", dataclasses.replace(ort, formats=("tflite", "onnx")))
+    with pytest.raises(PluginError, match="openvino runs the onnx file of mode 'qat_int8', but onnxruntime, "
+                       "which defines format 'onnx', runs its tflite file instead"):
+        formats.home("qat_int8", "openvino")
